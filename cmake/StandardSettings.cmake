@@ -1,0 +1,27 @@
+# Shared compile settings, linked by every target (as ccache's StandardSettings).
+option(ENABLE_ASAN "Build with AddressSanitizer and UndefinedBehaviorSanitizer" OFF)
+option(WARNINGS_AS_ERRORS "Treat warnings as errors" ON)
+
+add_library(standard_settings INTERFACE)
+target_compile_definitions(standard_settings INTERFACE _FILE_OFFSET_BITS=64)
+if(ENABLE_ASAN)
+  target_compile_options(standard_settings INTERFACE
+    -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
+  target_link_options(standard_settings INTERFACE -fsanitize=address,undefined)
+endif()
+
+add_library(standard_warnings INTERFACE)
+target_compile_options(standard_warnings INTERFACE
+  -Wall -Wextra -Wshadow -Wnon-virtual-dtor -Wcast-align -Wunused -Woverloaded-virtual
+  -Wnull-dereference -Wformat=2 -Wimplicit-fallthrough)
+if(WARNINGS_AS_ERRORS)
+  target_compile_options(standard_warnings INTERFACE -Werror)
+endif()
+
+# project_library(NAME SOURCES... ) : a static library for one folder.
+function(project_library name)
+  add_library(${name} STATIC ${ARGN})
+  target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${name} PRIVATE standard_warnings PUBLIC standard_settings)
+  set_property(GLOBAL APPEND PROPERTY PROJECT_LIBRARIES ${name})
+endfunction()
