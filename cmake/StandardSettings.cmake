@@ -3,7 +3,8 @@ option(ENABLE_ASAN "Build with AddressSanitizer and UndefinedBehaviorSanitizer" 
 option(WARNINGS_AS_ERRORS "Treat warnings as errors" ON)
 
 add_library(standard_settings INTERFACE)
-target_compile_definitions(standard_settings INTERFACE _FILE_OFFSET_BITS=64)
+target_compile_definitions(standard_settings INTERFACE _FILE_OFFSET_BITS=64
+  AGENT_SECRETS_VERSION="${PROJECT_VERSION}")
 if(ENABLE_ASAN)
   target_compile_options(standard_settings INTERFACE
     -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)
@@ -13,7 +14,7 @@ endif()
 add_library(standard_warnings INTERFACE)
 target_compile_options(standard_warnings INTERFACE
   -Wall -Wextra -Wshadow -Wnon-virtual-dtor -Wcast-align -Wunused -Woverloaded-virtual
-  -Wnull-dereference -Wformat=2 -Wimplicit-fallthrough)
+  -Wformat=2 -Wimplicit-fallthrough)
 if(WARNINGS_AS_ERRORS)
   target_compile_options(standard_warnings INTERFACE -Werror)
 endif()

@@ -21,6 +21,7 @@ enum class Errc {
   killswitch_tripped, // -32011
   store_locked,       // -32012
   io,                 // -32603
+  daemon_down,        // client side only: no daemon listens (CLI exit 3)
   internal,           // -32603
 };
 

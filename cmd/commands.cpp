@@ -1,0 +1,368 @@
+#include "cmd/commands.hpp"
+
+#include "cmd/envelope.hpp"
+#include "daemon/daemon.hpp"
+#include "rpc/client.hpp"
+#include "store/store.hpp"
+#include "util/error.hpp"
+#include "util/paths.hpp"
+
+#include <CLI/CLI.hpp>
+
+#include <fcntl.h>
+#include <string.h> // explicit_bzero
+#include <termios.h>
+#include <unistd.h>
+
+#include <functional>
+#include <iostream>
+
+namespace cmd {
+
+namespace {
+
+// A command's outcome: the envelope is printed by run(); a raw lease prints
+// its value itself and returns no envelope.
+struct Outcome
+{
+  json envelope;
+  int exit = exit_code::ok;
+};
+
+json call(const std::string& method, const json& params = json::object())
+{
+  rpc::Client client(util::default_paths().socket);
+  return client.call(method, params);
+}
+
+// Reads the whole of stdin (multi-line values survive, byte-exact), or
+// prompts without echo on a terminal.
+std::string read_value(const std::string& name)
+{
+  std::string value;
+  if (::isatty(STDIN_FILENO)) {
+    std::fprintf(stderr, "value for %s (input hidden): ", name.c_str());
+    termios old{};
+    ::tcgetattr(STDIN_FILENO, &old);
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+    std::getline(std::cin, value);
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &old);
+    std::fprintf(stderr, "\n");
+    return value;
+  }
+  char buf[65536];
+  while (true) {
+    const ssize_t n = ::read(STDIN_FILENO, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      util::throw_errno("failed to read the value from stdin");
+    }
+    if (n == 0) {
+      break;
+    }
+    value.append(buf, static_cast<size_t>(n));
+  }
+  explicit_bzero(buf, sizeof(buf));
+  return value;
+}
+
+void write_raw(const std::string& value)
+{
+  const char* p = value.data();
+  size_t left = value.size();
+  while (left > 0) {
+    const ssize_t n = ::write(STDOUT_FILENO, p, left);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      util::throw_errno("failed to write the value to stdout");
+    }
+    p += n;
+    left -= static_cast<size_t>(n);
+  }
+  if (::isatty(STDOUT_FILENO)) {
+    (void)!::write(STDOUT_FILENO, "\n", 1);
+  }
+}
+
+struct Options
+{
+  std::string name;
+  std::string lease_id;
+  std::string ttl;
+  std::string client_id = "cli";
+  std::string rotate_via;
+  std::string value;
+  bool force = false;
+  bool json_out = false;
+  bool raw = false;
+  bool all = false;
+  bool rotate = false;
+  bool wipe = false;
+  bool yes = false;
+  bool verify = false;
+  int tail = 0;
+};
+
+const std::vector<std::pair<std::string, std::string>> k_commands = {
+  {"init", "create the age identity and the encrypted store (~/.agent-secrets)"},
+  {"serve", "run the daemon in the foreground"},
+  {"add NAME [--rotate-via CMD] [--force]", "store a secret; the value is read from stdin"},
+  {"list", "list secrets (names and dates, never values)"},
+  {"lease NAME [--ttl D] [--client-id ID] [--json]", "take a time-bounded lease; prints the raw value"},
+  {"revoke LEASE_ID | --all", "end one lease, or every lease (the killswitch)"},
+  {"remove NAME", "delete a secret and revoke its leases"},
+  {"audit [--tail N] [--verify]", "show or verify the hash-chained audit log"},
+  {"status", "show the daemon's state"},
+  {"health", "show stale secrets and leases about to expire"},
+};
+
+Outcome command_tree()
+{
+  json commands = json::array();
+  for (const auto& [usage, description] : k_commands) {
+    commands.push_back({{"usage", "secrets " + usage}, {"description", description}});
+  }
+  return {success_envelope("secrets",
+                           {{"description", "agent-secrets: time-bounded leases on age-encrypted secrets"},
+                            {"version", AGENT_SECRETS_VERSION},
+                            {"commands", std::move(commands)}},
+                           {{"secrets status", "check the daemon"}, {"secrets list", "list secrets"}})};
+}
+
+Outcome do_init()
+{
+  util::SystemClock clock;
+  const auto paths = util::default_paths();
+  const auto recipient = store::Store::init(paths, clock);
+  return {success_envelope("secrets init",
+                           {{"success", true},
+                            {"message", "store initialized"},
+                            {"directory", paths.home},
+                            {"public_key", recipient}},
+                           {{"secrets serve &", "start the daemon"},
+                            {"secrets add <name>", "add a secret (value on stdin)"}})};
+}
+
+Outcome do_add(const Options& o, bool value_flag_given)
+{
+  std::string value;
+  if (value_flag_given) {
+    std::fprintf(stderr, "secrets: warning: --value puts the secret in argv, visible to other processes; "
+                         "pipe it on stdin instead\n");
+    value = o.value;
+  } else {
+    value = read_value(o.name);
+  }
+  if (value.empty()) {
+    return {error_envelope("secrets add", "empty value for " + o.name, "invalid_params",
+                           "printf '%s' \"$VALUE\" | secrets add " + o.name),
+            exit_code::usage};
+  }
+  json params = {{"name", o.name}, {"value", value}, {"force", o.force}};
+  if (!o.rotate_via.empty()) {
+    params["rotate_via"] = o.rotate_via;
+  }
+  json result;
+  try {
+    result = call("secrets.add", params);
+  } catch (...) {
+    explicit_bzero(value.data(), value.size());
+    explicit_bzero(params["value"].get_ref<std::string&>().data(), value.size());
+    throw;
+  }
+  explicit_bzero(value.data(), value.size());
+  explicit_bzero(params["value"].get_ref<std::string&>().data(), value.size());
+  return {success_envelope("secrets add", result,
+                           {{"secrets lease " + o.name, "take a lease (raw value)"},
+                            {"secrets lease " + o.name + " --ttl 30m --json", "take a lease as JSON"},
+                            {"secrets list", "list secrets"}})};
+}
+
+Outcome do_lease(const Options& o)
+{
+  json params = {{"secret_name", o.name}, {"client_id", o.client_id}, {"ttl", o.ttl}};
+  json result = call("secrets.lease", params);
+  auto& value = result["value"].get_ref<std::string&>();
+  if (!o.json_out) {
+    write_raw(value);
+    explicit_bzero(value.data(), value.size());
+    return {nullptr};
+  }
+  const std::string id = result.value("lease_id", "");
+  Outcome out{success_envelope("secrets lease", result,
+                               {{"secrets revoke " + id, "revoke this lease"},
+                                {"secrets status", "check active leases"},
+                                {"secrets revoke --all", "KILLSWITCH: revoke every lease"}})};
+  explicit_bzero(value.data(), value.size());
+  return out;
+}
+
+Outcome do_revoke(const Options& o)
+{
+  if (o.all) {
+    json result = call("secrets.revokeAll", {{"rotate", o.rotate}, {"wipe", o.wipe}});
+    return {success_envelope("secrets revoke", result, {{"secrets status", "check the daemon"}})};
+  }
+  if (o.lease_id.empty()) {
+    return {error_envelope("secrets revoke", "give a lease id, or --all for every lease", "usage",
+                           "secrets revoke --all"),
+            exit_code::usage};
+  }
+  json result = call("secrets.revoke", {{"lease_id", o.lease_id}});
+  return {success_envelope("secrets revoke", result, {{"secrets status", "check active leases"}})};
+}
+
+Outcome do_audit(const Options& o)
+{
+  if (o.verify) {
+    json result = call("secrets.verifyAudit");
+    if (!result.value("ok", false)) {
+      return {error_envelope("secrets audit", "audit chain broken: " + result.value("message", std::string()),
+                             "audit_tampered", "inspect line " + result.value("first_bad_line", json(0)).dump() +
+                                                 " of audit.log; the chain from there on cannot be trusted"),
+              exit_code::error};
+    }
+    return {success_envelope("secrets audit", result, {{"secrets audit --tail 20", "show recent entries"}})};
+  }
+  if (o.tail < 0) {
+    return {error_envelope("secrets audit", "--tail must be 0 (all) or positive", "usage", "secrets audit --tail 20"),
+            exit_code::usage};
+  }
+  json result = call("secrets.audit", {{"tail", o.tail}});
+  return {success_envelope("secrets audit", result, {{"secrets audit --verify", "verify the hash chain"}})};
+}
+
+} // namespace
+
+int run(int argc, char** argv)
+{
+  CLI::App app{"agent-secrets: time-bounded leases on age-encrypted secrets", "secrets"};
+  app.set_version_flag("--version", AGENT_SECRETS_VERSION);
+  Options o;
+  std::function<Outcome()> action;
+  std::string command = "secrets";
+
+  auto* init = app.add_subcommand("init", "create the identity and the encrypted store");
+  init->callback([&] { action = do_init; });
+
+  auto* serve = app.add_subcommand("serve", "run the daemon in the foreground");
+  serve->callback([&] {
+    action = [] {
+      server::serve(util::default_paths());
+      return Outcome{nullptr};
+    };
+  });
+
+  auto* add = app.add_subcommand("add", "store a secret; the value is read from stdin");
+  add->add_option("name", o.name, "secret name")->required();
+  add->add_option("--rotate-via", o.rotate_via, "shell command that rotates the secret");
+  add->add_flag("--force", o.force, "replace an existing secret");
+  auto* value_opt = add->add_option("--value", o.value, "the value (visible in argv: prefer stdin)");
+  add->callback([&] { action = [&] { return do_add(o, value_opt->count() > 0); }; });
+
+  auto* list = app.add_subcommand("list", "list secrets (never values)");
+  list->callback([&] {
+    action = [] {
+      json result = call("secrets.list");
+      std::vector<Action> next;
+      for (const auto& s : result["secrets"]) {
+        next.push_back({"secrets lease " + s["name"].get<std::string>(), "lease " + s["name"].get<std::string>()});
+      }
+      if (next.empty()) {
+        next.push_back({"secrets add <name>", "add a secret (value on stdin)"});
+      }
+      return Outcome{success_envelope("secrets list", result, next)};
+    };
+  });
+
+  auto* lease = app.add_subcommand("lease", "take a time-bounded lease; prints the raw value");
+  lease->add_option("name", o.name, "secret name")->required();
+  lease->add_option("--ttl", o.ttl, "lease duration, e.g. 30m or 1h (default from config)");
+  lease->add_option("--client-id", o.client_id, "who holds the lease (audited)");
+  lease->add_flag("--json", o.json_out, "print the JSON envelope instead of the raw value");
+  lease->add_flag("--raw", o.raw, "print the raw value (the default; kept for old scripts)");
+  lease->callback([&] { action = [&] { return do_lease(o); }; });
+
+  auto* revoke = app.add_subcommand("revoke", "end a lease, or every lease with --all");
+  revoke->add_option("lease_id", o.lease_id, "lease id");
+  revoke->add_flag("--all", o.all, "KILLSWITCH: revoke every lease");
+  revoke->add_flag("--rotate", o.rotate, "with --all: run every rotation hook");
+  revoke->add_flag("--wipe", o.wipe, "with --all: destroy the store (needs --yes)");
+  revoke->add_flag("--yes", o.yes, "confirm --wipe");
+  revoke->callback([&] { action = [&] { return do_revoke(o); }; });
+
+  auto* remove = app.add_subcommand("remove", "delete a secret and revoke its leases");
+  remove->alias("delete");
+  remove->add_option("name", o.name, "secret name")->required();
+  remove->callback([&] {
+    action = [&] {
+      json result = call("secrets.delete", {{"name", o.name}});
+      return Outcome{success_envelope("secrets remove", result, {{"secrets list", "list secrets"}})};
+    };
+  });
+
+  auto* audit = app.add_subcommand("audit", "show or verify the audit log");
+  audit->add_option("--tail", o.tail, "show the last N entries (0 = all)");
+  audit->add_flag("--verify", o.verify, "verify the hash chain");
+  audit->callback([&] { action = [&] { return do_audit(o); }; });
+
+  auto* status = app.add_subcommand("status", "show the daemon's state");
+  status->callback([&] {
+    action = [] {
+      return Outcome{success_envelope("secrets status", call("secrets.status"),
+                                      {{"secrets list", "list secrets"}, {"secrets health", "check secret hygiene"}})};
+    };
+  });
+
+  auto* health = app.add_subcommand("health", "show stale secrets and leases about to expire");
+  health->callback([&] {
+    action = [] {
+      return Outcome{success_envelope("secrets health", call("secrets.health"), {{"secrets status", "check the daemon"}})};
+    };
+  });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string cmd = "secrets";
+    for (const auto* sub : app.get_subcommands()) {
+      cmd += " " + sub->get_name();
+    }
+    print(error_envelope(cmd, e.what(), "usage", cmd + " --help"));
+    return exit_code::usage;
+  }
+  for (const auto* sub : app.get_subcommands()) {
+    command += " " + sub->get_name();
+  }
+  if (!action) {
+    print(command_tree().envelope);
+    return exit_code::ok;
+  }
+  try {
+    Outcome out = action();
+    if (!out.envelope.is_null()) {
+      print(out.envelope);
+    }
+    return out.exit;
+  } catch (...) {
+    const Failure f = failure_from_current_exception();
+    // A raw lease's stdout is captured by $(...): its errors go to stderr.
+    const bool raw_lease = command == "secrets lease" && !o.json_out;
+    print(error_envelope(command, f.message, f.code, f.fix), raw_lease ? stderr : stdout);
+    return f.exit;
+  }
+}
+
+} // namespace cmd

@@ -1,0 +1,212 @@
+#include "daemon/daemon.hpp"
+
+#include "daemon/session.hpp"
+#include "daemon/snapshot.hpp"
+#include "daemon/state.hpp"
+#include "util/error.hpp"
+#include "util/file.hpp"
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/file.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+namespace server {
+
+namespace {
+
+constexpr auto k_snapshot_interval = std::chrono::seconds{2};
+
+void harden_process()
+{
+  // Secrets live in this process's memory: no core dumps, no ptrace by peers.
+  ::prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+  const rlimit no_core{0, 0};
+  ::setrlimit(RLIMIT_CORE, &no_core);
+  ::umask(077);
+}
+
+void setup_logging(const util::Paths& paths)
+{
+  auto file = std::make_shared<spdlog::sinks::basic_file_sink_mt>(paths.log);
+  auto console = std::make_shared<spdlog::sinks::stderr_color_sink_mt>();
+  auto logger = std::make_shared<spdlog::logger>("daemon", spdlog::sinks_init_list{file, console});
+  logger->flush_on(spdlog::level::info);
+  spdlog::set_default_logger(logger);
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+}
+
+// Holds daemon.pid locked for the daemon's life: the lock, not the file's
+// existence, says whether a daemon runs.
+util::UniqueFd lock_pid_file(const util::Paths& paths)
+{
+  util::UniqueFd fd(::open(paths.pid.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) {
+    util::throw_errno("failed to open " + paths.pid);
+  }
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    std::string pid = util::read_file_if_exists(paths.pid).value_or("");
+    while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) {
+      pid.pop_back();
+    }
+    throw util::Error(util::Errc::store_locked,
+                      "a daemon is already running" + (pid.empty() ? std::string() : " (pid " + pid + ")"),
+                      "secrets status");
+  }
+  const std::string text = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd.get(), 0) != 0) {
+    util::throw_errno("failed to write " + paths.pid);
+  }
+  util::write_all(fd.get(), text, paths.pid);
+  return fd;
+}
+
+// Binds the socket, replacing a stale one but never stealing a live one.
+asio::local::stream_protocol::acceptor bind_socket(asio::io_context& io, const std::string& path)
+{
+  using asio::local::stream_protocol;
+  if (::access(path.c_str(), F_OK) == 0) {
+    stream_protocol::socket probe(io);
+    boost::system::error_code ec;
+    probe.connect(stream_protocol::endpoint(path), ec);
+    if (!ec) {
+      throw util::Error(util::Errc::store_locked, "another daemon is listening on " + path, "secrets status");
+    }
+    ::unlink(path.c_str()); // stale: its daemon is gone
+  }
+  stream_protocol::acceptor acceptor(io);
+  acceptor.open(stream_protocol());
+  boost::system::error_code ec;
+  acceptor.bind(stream_protocol::endpoint(path), ec);
+  if (ec) {
+    throw util::Error(util::Errc::io, "failed to bind " + path + ": " + ec.message());
+  }
+  ::chmod(path.c_str(), 0600);
+  acceptor.listen(asio::socket_base::max_listen_connections);
+  return acceptor;
+}
+
+void accept_loop(asio::local::stream_protocol::acceptor& acceptor, State& state, const MethodTable& methods)
+{
+  acceptor.async_accept([&](const boost::system::error_code& ec, asio::local::stream_protocol::socket socket) {
+    if (ec == asio::error::operation_aborted) {
+      return;
+    }
+    if (!ec) {
+      std::make_shared<Session>(std::move(socket), state, methods)->start();
+    } else {
+      spdlog::warn("accept failed: {}", ec.message());
+    }
+    accept_loop(acceptor, state, methods);
+  });
+}
+
+void snapshot_loop(asio::steady_timer& timer, State& state)
+{
+  timer.expires_after(k_snapshot_interval);
+  timer.async_wait([&](const boost::system::error_code& ec) {
+    if (ec) {
+      return;
+    }
+    if (state.snapshot_dirty()) {
+      try {
+        state.write_snapshot();
+      } catch (const std::exception& e) {
+        spdlog::error("failed to write the lease snapshot: {}", e.what());
+      }
+    }
+    snapshot_loop(timer, state);
+  });
+}
+
+} // namespace
+
+void serve(const util::Paths& paths)
+{
+  harden_process();
+  if (sodium_init() < 0) {
+    throw util::Error(util::Errc::internal, "libsodium failed to initialize");
+  }
+  if (::access(paths.home.c_str(), F_OK) != 0) {
+    throw util::Error(util::Errc::io, "no store at " + paths.home, "secrets init");
+  }
+  util::SystemClock clock;
+  // Load the store first: permission and decryption problems stop us before
+  // we touch anything (the pid file and log are created below).
+  auto store = store::Store::open(paths, clock);
+  auto pid_lock = lock_pid_file(paths);
+  setup_logging(paths);
+
+  asio::io_context io;
+  auto acceptor = bind_socket(io, paths.socket);
+
+  audit::Log log(paths.audit, clock);
+  if (log.torn_tail_repaired()) {
+    spdlog::warn("audit.log ended in a torn line (a crash mid-write); it was truncated away");
+  }
+  State state(paths, clock, io, std::move(store), log, Settings{});
+  log.set_on_durable([&io, &state](uint64_t seq) { asio::post(io, [&state, seq] { state.on_durable(seq); }); });
+  log.set_on_error([](const std::string& message) { spdlog::error("audit log write failed: {}", message); });
+
+  // Restore: snapshot, then the audit lines after it (the write-ahead log).
+  const auto snapshot = read_leases_snapshot(paths.leases);
+  for (const auto& l : snapshot.leases) {
+    state.leases.restore(l);
+  }
+  const size_t replayed = replay_audit(paths.audit, snapshot.audit_seq, state.leases);
+  if (log.torn_tail_repaired()) {
+    state.audit({{"action", "daemon_start"}, {"details", "repaired a torn last line in audit.log"}, {"success", false}});
+  }
+  state.audit({{"action", "daemon_start"},
+               {"details", "pid " + std::to_string(::getpid()) + ", restored " + std::to_string(state.leases.size())
+                             + " leases (" + std::to_string(replayed) + " replayed from audit.log)"}});
+  state.leases_ended(state.leases.expire_due(clock.now()), nullptr);
+  state.write_snapshot();
+  state.rearm_prune_timer();
+
+  MethodTable methods;
+  add_secret_methods(methods);
+  add_lease_methods(methods);
+  add_audit_methods(methods);
+  add_status_methods(methods);
+
+  accept_loop(acceptor, state, methods);
+  asio::steady_timer snapshot_timer(io);
+  snapshot_loop(snapshot_timer, state);
+
+  asio::signal_set signals(io, SIGTERM, SIGINT);
+  signals.async_wait([&](const boost::system::error_code& ec, int signo) {
+    if (ec) {
+      return;
+    }
+    spdlog::info("received signal {}, stopping", signo);
+    boost::system::error_code ignored;
+    acceptor.close(ignored);
+    ::unlink(paths.socket.c_str());
+    try {
+      state.write_snapshot();
+    } catch (const std::exception& e) {
+      spdlog::error("failed to write the lease snapshot: {}", e.what());
+    }
+    state.audit({{"action", "daemon_stop"}, {"details", "signal " + std::to_string(signo)}});
+    log.wait_durable(log.last_seq());
+    io.stop();
+  });
+  ::signal(SIGPIPE, SIG_IGN);
+
+  spdlog::info("agent-secrets {} serving on {} ({} secrets, {} live leases)", AGENT_SECRETS_VERSION, paths.socket,
+               state.store->size(), state.leases.size());
+  io.run();
+  ::unlink(paths.pid.c_str());
+}
+
+} // namespace server

@@ -1,0 +1,130 @@
+// secrets.lease, secrets.revoke, secrets.revokeAll, secrets.leases, secrets.watch
+#include "daemon/session.hpp"
+#include "daemon/state.hpp"
+#include "util/error.hpp"
+#include "util/time.hpp"
+
+namespace server {
+
+namespace {
+
+json lease_json(const lease::Lease& l)
+{
+  return {{"lease_id", l.id},
+          {"secret_name", l.secret_name},
+          {"client_id", l.client_id},
+          {"created_at", util::format_rfc3339_nano(l.created_at)},
+          {"expires_at", util::format_rfc3339_nano(l.expires_at)}};
+}
+
+json acquire(State& s, const Request& r)
+{
+  const std::string name = required_string(r.params, "secret_name");
+  const std::string client_id = optional_string(r.params, "client_id");
+  const auto ttl = lease::resolve_ttl(optional_string(r.params, "ttl"), s.settings.default_lease_ttl,
+                                      s.settings.max_lease_ttl);
+  const auto* secret = s.store->find(name);
+  if (!secret) {
+    throw util::Error(util::Errc::secret_not_found, "secret " + name + " not found",
+                      "secrets add " + name + "  # or: secrets list");
+  }
+  const auto& l = s.leases.acquire(name, client_id, ttl);
+  // The acquire line is the write-ahead log record: the reply (with the
+  // value) leaves only once it is durable.
+  s.audit({{"action", "lease_acquire"},
+           {"secret_name", name},
+           {"client_id", client_id},
+           {"lease_id", l.id},
+           {"details", "TTL: " + util::format_duration(ttl)},
+           {"created_at", util::format_rfc3339_nano(l.created_at)},
+           {"expires_at", util::format_rfc3339_nano(l.expires_at)}},
+          &r.peer);
+  s.mark_dirty();
+  s.rearm_prune_timer();
+  return {{"lease_id", l.id},
+          {"value", std::string(secret->value.view())},
+          {"expires_at", util::format_rfc3339_nano(l.expires_at)},
+          {"secret_name", name},
+          {"client_id", client_id},
+          {"ttl", util::format_duration(ttl)}};
+}
+
+json revoke(State& s, const Request& r)
+{
+  const std::string id = required_string(r.params, "lease_id");
+  const auto ended = s.leases.revoke(id, lease::EndReason::revoked);
+  s.leases_ended({ended}, &r.peer);
+  return {{"success", true}, {"message", "lease revoked: " + id}, {"lease_id", id}};
+}
+
+json revoke_all(State& s, const Request& r)
+{
+  if (optional_bool(r.params, "rotate") || optional_bool(r.params, "wipe")) {
+    throw util::Error(util::Errc::invalid_params, "revoke --all --rotate/--wipe are not available in this version",
+                      "secrets revoke --all");
+  }
+  const auto ended = s.leases.revoke_all(lease::EndReason::killswitch);
+  // One killswitch line, not one per lease (the Go version wrote two).
+  s.audit({{"action", "killswitch"},
+           {"details", "revoked " + std::to_string(ended.size()) + " leases"},
+           {"leases_revoked", ended.size()}},
+          &r.peer);
+  s.leases_ended(ended, &r.peer, false);
+  return {{"success", true},
+          {"leases_revoked", ended.size()},
+          {"message", "killswitch: revoked " + std::to_string(ended.size()) + " leases"},
+          {"rotated", json::array()},
+          {"wiped", false}};
+}
+
+json list_leases(State& s, const Request&)
+{
+  json out = json::array();
+  for (const auto& l : s.leases.snapshot()) {
+    out.push_back(lease_json(l));
+  }
+  return {{"leases", std::move(out)}};
+}
+
+json watch(State& s, const Request& r)
+{
+  const auto it = r.params.find("lease_ids");
+  if (it == r.params.end() || !it->is_array() || it->empty()) {
+    throw util::Error(util::Errc::invalid_params, "invalid params: field lease_ids must be a non-empty array of strings");
+  }
+  for (const auto& id : *it) {
+    if (!id.is_string()) {
+      throw util::Error(util::Errc::invalid_params, "invalid params: field lease_ids must hold strings");
+    }
+  }
+  r.session->set_watching();
+  json watching = json::array();
+  for (const auto& id : *it) {
+    const auto& lease_id = id.get_ref<const std::string&>();
+    if (s.leases.find(lease_id)) {
+      s.watch(lease_id, r.session);
+      watching.push_back(lease_id);
+    } else {
+      // Already gone: say so at once, after the reply.
+      asio::post(s.io, [session = r.session, lease_id] {
+        session->notify({{"jsonrpc", "2.0"},
+                         {"method", "lease.ended"},
+                         {"params", {{"lease_id", lease_id}, {"reason", "not_live"}}}});
+      });
+    }
+  }
+  return {{"success", true}, {"watching", std::move(watching)}};
+}
+
+} // namespace
+
+void add_lease_methods(MethodTable& table)
+{
+  table.emplace("secrets.lease", Method{acquire, "lease_acquire"});
+  table.emplace("secrets.revoke", Method{revoke, "lease_revoke"});
+  table.emplace("secrets.revokeAll", Method{revoke_all, "killswitch"});
+  table.emplace("secrets.leases", Method{list_leases, nullptr});
+  table.emplace("secrets.watch", Method{watch, nullptr});
+}
+
+} // namespace server

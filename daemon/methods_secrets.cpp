@@ -1,0 +1,104 @@
+// secrets.add, secrets.list, secrets.delete, secrets.get
+#include "daemon/state.hpp"
+#include "util/error.hpp"
+#include "util/time.hpp"
+
+namespace server {
+
+namespace {
+
+json secret_info_json(const store::SecretInfo& info, size_t active_leases)
+{
+  json j = {{"name", info.name},
+            {"created_at", util::format_rfc3339_nano(info.created_at)},
+            {"updated_at", util::format_rfc3339_nano(info.updated_at)},
+            {"last_rotated", info.last_rotated ? util::format_rfc3339_nano(*info.last_rotated) : "0001-01-01T00:00:00Z"},
+            {"active_leases", active_leases}};
+  if (!info.rotate_via.empty()) {
+    j["rotate_via"] = info.rotate_via;
+  }
+  return j;
+}
+
+json add(State& s, const Request& r)
+{
+  const std::string name = required_string(r.params, "name");
+  const auto value_it = r.params.find("value");
+  if (value_it == r.params.end() || !value_it->is_string()) {
+    throw util::Error(util::Errc::invalid_params, "invalid params: field value must be a string");
+  }
+  if (value_it->get_ref<const std::string&>().empty()) {
+    throw util::Error(util::Errc::invalid_params, "invalid params: the value is empty",
+                      "printf '%s' \"$VALUE\" | secrets add " + name);
+  }
+  std::optional<std::string> rotate_via;
+  if (r.params.contains("rotate_via") && !r.params["rotate_via"].is_null()) {
+    rotate_via = optional_string(r.params, "rotate_via");
+  }
+  const bool force = optional_bool(r.params, "force");
+  const bool existed = s.store->find(name) != nullptr;
+  const auto& info =
+    s.store->add(name, store::age::SecretBuffer(value_it->get_ref<const std::string&>()), rotate_via, force);
+  s.audit({{"action", "secret_add"},
+           {"secret_name", name},
+           {"details", existed ? "replaced" : "created"},
+           {"rotate_via_set", !info.rotate_via.empty()}},
+          &r.peer);
+  return {{"success", true},
+          {"message", (existed ? "secret replaced: " : "secret added: ") + name},
+          {"name", name},
+          {"created_at", util::format_rfc3339_nano(info.created_at)},
+          {"replaced", existed}};
+}
+
+json list(State& s, const Request&)
+{
+  json secrets = json::array();
+  for (const auto& info : s.store->list()) {
+    secrets.push_back(secret_info_json(info, s.leases.count_for(info.name)));
+  }
+  return {{"secrets", std::move(secrets)}};
+}
+
+json remove(State& s, const Request& r)
+{
+  const std::string name = required_string(r.params, "name");
+  if (!s.store->find(name)) {
+    throw util::Error(util::Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+  }
+  // Leases end first: no holder keeps a lease on a secret that is gone.
+  auto ended = s.leases.revoke_secret(name, lease::EndReason::secret_deleted);
+  s.leases_ended(ended, &r.peer);
+  s.store->remove(name);
+  s.audit({{"action", "secret_delete"},
+           {"secret_name", name},
+           {"details", "revoked " + std::to_string(ended.size()) + " leases"}},
+          &r.peer);
+  return {{"success", true},
+          {"message", "secret deleted: " + name},
+          {"name", name},
+          {"leases_revoked", ended.size()}};
+}
+
+json get(State& s, const Request& r)
+{
+  s.audit({{"action", "denied"},
+           {"secret_name", optional_string(r.params, "name")},
+           {"details", "secrets.get: there is no direct read"},
+           {"success", false}},
+          &r.peer);
+  throw util::Error(util::Errc::unauthorized, "direct reads are not allowed; take a time-bounded lease instead",
+                    "secrets lease NAME");
+}
+
+} // namespace
+
+void add_secret_methods(MethodTable& table)
+{
+  table.emplace("secrets.add", Method{add, "secret_add"});
+  table.emplace("secrets.list", Method{list, nullptr});
+  table.emplace("secrets.delete", Method{remove, "secret_delete"});
+  table.emplace("secrets.get", Method{get, nullptr});
+}
+
+} // namespace server

@@ -1,0 +1,251 @@
+#include "daemon/session.hpp"
+
+#include "util/error.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <string.h> // explicit_bzero
+#include <sys/socket.h>
+
+namespace server {
+
+namespace {
+
+constexpr auto k_idle_timeout = std::chrono::seconds{60};
+constexpr size_t k_max_queued_replies = 64;
+
+} // namespace
+
+Session::Session(asio::local::stream_protocol::socket socket, State& state, const MethodTable& methods)
+  : m_socket(std::move(socket)), m_state(state), m_methods(methods), m_buffer(rpc::k_max_line + 1),
+    m_idle_timer(state.io)
+{
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(m_socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+    m_peer.pid = cred.pid;
+    m_peer.uid = cred.uid;
+    m_peer_allowed = cred.uid == ::geteuid();
+  }
+}
+
+void Session::start()
+{
+  arm_idle_timer();
+  read_next();
+}
+
+void Session::arm_idle_timer()
+{
+  if (m_watching) {
+    m_idle_timer.cancel();
+    return;
+  }
+  m_idle_timer.expires_after(k_idle_timeout);
+  m_idle_timer.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
+    if (auto s = self.lock(); s && !ec && !s->m_watching) {
+      s->close();
+    }
+  });
+}
+
+void Session::read_next()
+{
+  if (m_closed || m_close_after_flush) {
+    return;
+  }
+  if (m_queue.size() >= k_max_queued_replies) {
+    m_reading_paused = true; // resumed by flush() once replies drain
+    return;
+  }
+  asio::async_read_until(
+    m_socket, m_buffer, '\n', [self = shared_from_this()](const boost::system::error_code& ec, size_t n) {
+      if (self->m_closed) {
+        return;
+      }
+      if (ec == asio::error::not_found) {
+        // The line outgrew rpc::k_max_line before its newline.
+        self->enqueue(rpc::make_error(nullptr, rpc::code::invalid_request, "request too large: a line may be at most 1 MiB"),
+                      0, true);
+        return;
+      }
+      if (ec) {
+        self->close(); // EOF or reset: the client went away
+        return;
+      }
+      std::string line(asio::buffers_begin(self->m_buffer.data()),
+                       asio::buffers_begin(self->m_buffer.data()) + static_cast<std::ptrdiff_t>(n) - 1);
+      self->m_buffer.consume(n);
+      self->arm_idle_timer();
+      self->on_line(std::move(line));
+      explicit_bzero(line.data(), line.size()); // an add carries a value
+      self->read_next();
+    });
+}
+
+void Session::on_line(std::string line)
+{
+  if (!line.empty() && line.back() == '\r') {
+    line.pop_back();
+  }
+  if (line.find_first_not_of(" \t") == std::string::npos) {
+    return; // blank keep-alive lines get no reply
+  }
+  json request;
+  try {
+    request = json::parse(line);
+  } catch (const json::exception&) {
+    enqueue(rpc::make_error(nullptr, rpc::code::parse_error, "parse error: the line is not valid JSON"), 0);
+    return;
+  }
+  m_state.request_seq = 0;
+  json reply;
+  // The one exception boundary: nothing a request does can stop the daemon.
+  try {
+    reply = dispatch(request);
+  } catch (const std::exception& e) {
+    spdlog::error("internal error while handling a request: {}", e.what());
+    reply = rpc::make_error(request.is_object() && request.contains("id") ? request["id"] : json(nullptr),
+                            rpc::code::internal, "internal error");
+  }
+  const bool close_after = !m_peer_allowed;
+  enqueue(std::move(reply), m_state.request_seq, close_after);
+  explicit_bzero(line.data(), line.size());
+}
+
+json Session::dispatch(const json& request)
+{
+  if (!request.is_object()) {
+    return rpc::make_error(nullptr, rpc::code::invalid_request, "invalid request: expected a JSON object");
+  }
+  json id = nullptr;
+  if (const auto it = request.find("id"); it != request.end()) {
+    if (!it->is_string() && !it->is_number() && !it->is_null()) {
+      return rpc::make_error(nullptr, rpc::code::invalid_request, "invalid request: id must be a string or number");
+    }
+    id = *it;
+  }
+  const auto method_it = request.find("method");
+  if (method_it == request.end() || !method_it->is_string()) {
+    return rpc::make_error(id, rpc::code::invalid_request, "invalid request: method must be a string");
+  }
+  const std::string& name = method_it->get_ref<const std::string&>();
+  if (const auto v = request.find("jsonrpc"); v != request.end() && *v != "2.0") {
+    return rpc::make_error(id, rpc::code::invalid_request, "invalid request: jsonrpc must be \"2.0\"");
+  }
+  if (!m_peer_allowed) {
+    // Deny by default, before dispatch (watchman's peerIsOwner).
+    m_state.audit({{"action", "denied"},
+                   {"details", "peer uid " + std::to_string(m_peer.uid) + " is not the daemon's uid; method " + name},
+                   {"success", false}},
+                  &m_peer);
+    spdlog::warn("refused {} from pid {} uid {}", name, m_peer.pid, m_peer.uid);
+    return rpc::make_error(id, rpc::code::unauthorized, "unauthorized: the daemon serves only its own user");
+  }
+  const auto method = m_methods.find(name);
+  if (method == m_methods.end()) {
+    return rpc::make_error(id, rpc::code::method_not_found, "method not found: " + name, "secrets --help");
+  }
+  static const json empty = json::object();
+  const auto params_it = request.find("params");
+  const json& params = params_it == request.end() || params_it->is_null() ? empty : *params_it;
+  if (!params.is_object()) {
+    return rpc::make_error(id, rpc::code::invalid_params, "invalid params: params must be an object");
+  }
+  try {
+    return rpc::make_result(id, method->second.handler(m_state, Request{params, m_peer, shared_from_this()}));
+  } catch (const util::Error& e) {
+    if (method->second.audit_action) {
+      json line = {{"action", method->second.audit_action}, {"details", e.what()}, {"success", false}};
+      for (const char* field : {"secret_name", "name", "lease_id", "client_id"}) {
+        if (const auto it = params.find(field); it != params.end() && it->is_string()) {
+          line[std::string(field) == "name" ? "secret_name" : field] = *it;
+        }
+      }
+      m_state.audit(std::move(line), &m_peer);
+    }
+    return rpc::make_error(id, rpc::code_for(e.code()), e.what(), e.fix());
+  }
+}
+
+void Session::enqueue(json reply, uint64_t seq, bool close_after)
+{
+  std::string data = reply.dump(-1, ' ', false, json::error_handler_t::replace);
+  data.push_back('\n');
+  if (auto* result = reply.contains("result") ? &reply["result"] : nullptr; result && result->contains("value")) {
+    auto& value = (*result)["value"];
+    if (value.is_string()) {
+      auto& s = value.get_ref<std::string&>();
+      explicit_bzero(s.data(), s.size());
+    }
+  }
+  m_queue.push_back({seq, std::move(data)});
+  if (close_after) {
+    m_close_after_flush = true;
+  }
+  if (seq > m_state.log.durable_seq()) {
+    m_state.wait_for_durable(shared_from_this());
+  }
+  flush();
+}
+
+void Session::on_durable(uint64_t)
+{
+  flush();
+}
+
+void Session::notify(const json& message)
+{
+  m_queue.push_back({0, message.dump() + "\n"});
+  flush();
+}
+
+void Session::flush()
+{
+  if (m_writing || m_closed) {
+    return;
+  }
+  if (m_queue.empty()) {
+    if (m_close_after_flush) {
+      close();
+    } else if (m_reading_paused) {
+      m_reading_paused = false;
+      read_next();
+    }
+    return;
+  }
+  if (m_queue.front().seq > m_state.log.durable_seq()) {
+    return; // its audit line is not durable yet
+  }
+  m_writing = true;
+  asio::async_write(m_socket, asio::buffer(m_queue.front().data),
+                    [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
+                      auto& sent = self->m_queue.front().data;
+                      explicit_bzero(sent.data(), sent.size()); // a lease reply carries a value
+                      self->m_queue.pop_front();
+                      self->m_writing = false;
+                      if (ec) {
+                        self->close();
+                        return;
+                      }
+                      self->flush();
+                    });
+}
+
+void Session::close()
+{
+  if (m_closed) {
+    return;
+  }
+  m_closed = true;
+  boost::system::error_code ignored;
+  m_idle_timer.cancel();
+  m_socket.shutdown(asio::socket_base::shutdown_both, ignored);
+  m_socket.close(ignored);
+  for (auto& out : m_queue) {
+    explicit_bzero(out.data.data(), out.data.size());
+  }
+  m_queue.clear();
+}
+
+} // namespace server

@@ -1,0 +1,56 @@
+#pragma once
+// One client connection: newline-delimited JSON-RPC requests in, replies out
+// in request order. A reply whose audit line is not yet durable waits in the
+// queue (group commit: many replies, one fdatasync). Requests may be
+// pipelined. Lines over rpc::k_max_line get an error and close the
+// connection; idle connections close after 60 s (watchers excepted).
+
+#include "daemon/state.hpp"
+
+#include <deque>
+#include <memory>
+
+namespace server {
+
+class Session : public std::enable_shared_from_this<Session>
+{
+public:
+  Session(asio::local::stream_protocol::socket socket, State& state, const MethodTable& methods);
+  void start();
+  // Called on the io thread when audit lines up to `seq` are durable.
+  void on_durable(uint64_t seq);
+  // A watched lease ended: push a lease.ended notification.
+  void notify(const json& message);
+  void set_watching() { m_watching = true; }
+
+private:
+  struct Outgoing
+  {
+    uint64_t seq;
+    std::string data;
+  };
+
+  void read_next();
+  void on_line(std::string line);
+  json dispatch(const json& request);
+  void enqueue(json reply, uint64_t seq, bool close_after = false);
+  void flush();
+  void arm_idle_timer();
+  void close();
+
+  asio::local::stream_protocol::socket m_socket;
+  State& m_state;
+  const MethodTable& m_methods;
+  Peer m_peer;
+  bool m_peer_allowed = false;
+  asio::streambuf m_buffer;
+  asio::steady_timer m_idle_timer;
+  std::deque<Outgoing> m_queue;
+  bool m_writing = false;
+  bool m_reading_paused = false;
+  bool m_close_after_flush = false;
+  bool m_closed = false;
+  bool m_watching = false;
+};
+
+} // namespace server

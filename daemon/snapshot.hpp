@@ -1,0 +1,29 @@
+#pragma once
+// leases.json: a snapshot of the live lease table, no secret values
+//   {"version":1,"audit_seq":N,"leases":[{id,secret_name,client_id,created_at,expires_at}]}
+// The audit log is the write-ahead log: on start the daemon loads the
+// snapshot, then replays the audit lines after audit_seq (DESIGN.md 5).
+// The Go version's plain array (with "revoked") is read too.
+
+#include "lease/table.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace server {
+
+struct LeaseSnapshot
+{
+  uint64_t audit_seq = 0;
+  std::vector<lease::Lease> leases;
+};
+
+// Throws util::Error naming the file and the fix when it cannot be parsed.
+LeaseSnapshot read_leases_snapshot(const std::string& path);
+void write_leases_snapshot(const std::string& path, uint64_t audit_seq, const std::vector<lease::Lease>& leases);
+
+// Applies the audit lines after snapshot.audit_seq to `table`; returns how many were replayed.
+size_t replay_audit(const std::string& audit_path, uint64_t after_seq, lease::Table& table);
+
+} // namespace server

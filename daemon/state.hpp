@@ -1,0 +1,118 @@
+#pragma once
+// The daemon's state and the method table types. Everything here is touched
+// only from the daemon's single io thread, except audit::Log, which is
+// thread-safe and fsyncs on its own writer thread.
+
+#include "audit/log.hpp"
+#include "lease/table.hpp"
+#include "rpc/asio.hpp"
+#include "rpc/protocol.hpp"
+#include "store/store.hpp"
+#include "util/clock.hpp"
+#include "util/paths.hpp"
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+namespace server {
+
+using nlohmann::json;
+
+struct Peer
+{
+  pid_t pid = 0;
+  uid_t uid = 0;
+};
+
+class Session;
+
+struct Settings
+{
+  util::Duration default_lease_ttl = std::chrono::hours{1};
+  util::Duration max_lease_ttl = std::chrono::hours{24};
+};
+
+class State
+{
+public:
+  State(util::Paths paths, const util::Clock& clock, asio::io_context& io, std::unique_ptr<store::Store> store,
+        audit::Log& log, Settings settings);
+
+  util::Paths paths;
+  const util::Clock& clock;
+  asio::io_context& io;
+  std::unique_ptr<store::Store> store;
+  audit::Log& log;
+  lease::Table leases;
+  Settings settings;
+  util::TimePoint started_at;
+
+  // Appends an audit line with the peer; the reply of the request being
+  // handled waits until it is durable.
+  uint64_t audit(json fields, const Peer* peer = nullptr);
+  // Audits and applies the effects of ended leases: one line each (or none
+  // when `audit_each` is false, for the killswitch's single line), watch
+  // notifications, and a dirty snapshot.
+  void leases_ended(const std::vector<lease::Ended>& ended, const Peer* peer, bool audit_each = true);
+  // Re-arms the pruning timer at the earliest lease deadline.
+  void rearm_prune_timer();
+  void watch(const std::string& lease_id, const std::shared_ptr<Session>& session);
+  // A session with replies waiting for their audit lines; on_durable (io
+  // thread) releases them.
+  void wait_for_durable(const std::shared_ptr<Session>& session);
+  void on_durable(uint64_t durable_seq);
+
+  void mark_dirty() { m_snapshot_dirty = true; }
+  bool snapshot_dirty() const { return m_snapshot_dirty; }
+  // Writes leases.json covering every line appended so far (waits until they are durable first).
+  void write_snapshot();
+
+  // Set around each dispatch: the last audit seq the reply must wait for.
+  uint64_t request_seq = 0;
+
+private:
+  void on_prune_timer();
+
+  asio::steady_timer m_prune_timer;
+  std::optional<util::TimePoint> m_armed_deadline;
+  std::multimap<std::string, std::weak_ptr<Session>> m_watchers;
+  std::vector<std::weak_ptr<Session>> m_waiting;
+  bool m_snapshot_dirty = false;
+};
+
+struct Request
+{
+  const json& params;
+  const Peer& peer;
+  std::shared_ptr<Session> session;
+};
+
+using Handler = std::function<json(State&, const Request&)>;
+
+struct Method
+{
+  Handler handler;
+  // On failure the dispatcher audits this action with success=false.
+  const char* audit_action = nullptr;
+};
+
+using MethodTable = std::map<std::string, Method, std::less<>>;
+
+// One registration function per family (methods_*.cpp).
+void add_secret_methods(MethodTable& table);
+void add_lease_methods(MethodTable& table);
+void add_audit_methods(MethodTable& table);
+void add_status_methods(MethodTable& table);
+
+// Typed access to params; each throws invalid_params naming the field.
+std::string required_string(const json& params, const char* field);
+std::string optional_string(const json& params, const char* field, const std::string& fallback = {});
+bool optional_bool(const json& params, const char* field, bool fallback = false);
+int64_t optional_int(const json& params, const char* field, int64_t fallback = 0);
+
+} // namespace server

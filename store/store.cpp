@@ -1,0 +1,331 @@
+#include "store/store.hpp"
+
+#include "util/error.hpp"
+#include "util/file.hpp"
+#include "util/time.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <string.h> // explicit_bzero
+
+namespace store {
+
+namespace {
+
+using nlohmann::json;
+using util::Errc;
+using util::Error;
+
+// Go writes a never-set time.Time as its zero value.
+constexpr const char* k_zero_time = "0001-01-01T00:00:00Z";
+
+// nlohmann copies values into std::strings; wipe them before they are freed.
+void wipe(std::string& s)
+{
+  explicit_bzero(s.data(), s.size());
+}
+
+void wipe_strings(json& j)
+{
+  if (j.is_string()) {
+    wipe(j.get_ref<std::string&>());
+  } else if (j.is_structured()) {
+    for (auto& item : j) {
+      wipe_strings(item);
+    }
+  }
+}
+
+struct WipeOnExit
+{
+  std::string& s;
+  ~WipeOnExit() { wipe(s); }
+};
+
+void check_permissions(const util::Paths& paths)
+{
+  if (auto problem = util::permission_problem(paths.home, true)) {
+    throw Error(Errc::io, "refusing to start: " + *problem, "chmod 700 " + paths.home);
+  }
+  for (const auto* file : {&paths.identity, &paths.secrets, &paths.leases, &paths.audit, &paths.config}) {
+    if (auto problem = util::permission_problem(*file, false)) {
+      throw Error(Errc::io, "refusing to start: " + *problem, "chmod 600 " + *file);
+    }
+  }
+}
+
+util::TimePoint parse_time(const json& j, const std::string& field, const std::string& name)
+{
+  const auto it = j.find(field);
+  if (it == j.end() || !it->is_string()) {
+    throw Error(Errc::decryption, "secret " + name + ": missing or bad " + field);
+  }
+  const auto t = util::parse_rfc3339(it->get<std::string>());
+  if (!t) {
+    throw Error(Errc::decryption, "secret " + name + ": bad time in " + field);
+  }
+  return *t;
+}
+
+// An age-encrypted identity (init --passphrase, or `age -p` by hand).
+bool is_age_file(std::string_view text)
+{
+  const auto start = text.find_first_not_of(" \t\r\n");
+  if (start == std::string_view::npos) {
+    return false;
+  }
+  text.remove_prefix(start);
+  return text.starts_with("age-encryption.org/") || text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----");
+}
+
+} // namespace
+
+bool is_valid_name(std::string_view name)
+{
+  if (name.empty() || name.size() > 128 || name[0] == '-' || name[0] == '.') {
+    return false;
+  }
+  for (const char c : name) {
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_'
+                    || c == '-' || c == '.';
+    if (!ok) {
+      return false;
+    }
+  }
+  return true;
+}
+
+std::string Store::init(const util::Paths& paths, const util::Clock& clock)
+{
+  util::ensure_private_dir(paths.home);
+  if (auto problem = util::permission_problem(paths.home, true)) {
+    throw Error(Errc::io, *problem, "chmod 700 " + paths.home);
+  }
+  if (util::read_file_if_exists(paths.identity)) {
+    throw Error(Errc::already_exists, "store already initialized: " + paths.identity + " exists",
+                "secrets serve &");
+  }
+  if (util::read_file_if_exists(paths.secrets)) {
+    // A secrets file without its identity cannot be decrypted; never overwrite it.
+    throw Error(Errc::already_exists,
+                paths.secrets + " exists but " + paths.identity + " does not; refusing to overwrite it",
+                "restore " + paths.identity + " from a backup, or move " + paths.secrets + " away");
+  }
+  const auto identity = age::X25519Identity::generate();
+  const auto recipient = identity.recipient();
+  // The secrets file first: if we crash in between, init can be run again.
+  Store empty(paths, clock, {recipient});
+  empty.persist();
+  const auto file = age::format_identity_file(identity, clock.now());
+  util::write_file_atomic(paths.identity, file.view());
+  return recipient.encode();
+}
+
+std::unique_ptr<Store> Store::open(const util::Paths& paths, const util::Clock& clock)
+{
+  check_permissions(paths);
+  const auto identity_text = util::read_file_if_exists(paths.identity);
+  if (!identity_text) {
+    throw Error(Errc::decryption, "no identity at " + paths.identity, "secrets init");
+  }
+  // The identity file holds the private key: keep it only as long as needed.
+  std::string text = *identity_text;
+  WipeOnExit wipe_text{text};
+  if (is_age_file(text)) {
+    throw Error(Errc::decryption, paths.identity + " is passphrase-protected, which this version cannot unlock",
+                "age -d -o identity.plain " + paths.identity + " && mv identity.plain " + paths.identity);
+  }
+  std::vector<age::X25519Identity> identities;
+  try {
+    identities = age::parse_identity_file(text);
+  } catch (const age::Error& e) {
+    throw Error(Errc::decryption, std::string("failed to read identity ") + paths.identity + ": " + e.what(),
+                "restore " + paths.identity + " from a backup");
+  }
+  if (identities.empty()) {
+    throw Error(Errc::decryption, "no identity in " + paths.identity, "restore " + paths.identity + " from a backup");
+  }
+  std::vector<age::X25519Recipient> recipients;
+  recipients.push_back(identities.front().recipient());
+  std::unique_ptr<Store> store(new Store(paths, clock, std::move(recipients)));
+
+  const auto ciphertext = util::read_file_if_exists(paths.secrets);
+  if (!ciphertext) {
+    return store;
+  }
+  const std::string fix = "restore " + paths.secrets + " from a backup; the daemon will not replace it";
+  age::SecretBuffer plaintext;
+  try {
+    plaintext = age::decrypt(*ciphertext, identities);
+  } catch (const age::Error& e) {
+    throw Error(Errc::decryption, "failed to decrypt " + paths.secrets + ": " + e.what(), fix);
+  }
+  json doc;
+  try {
+    doc = json::parse(plaintext.view());
+  } catch (const json::exception&) {
+    throw Error(Errc::decryption, paths.secrets + " decrypts but is not valid JSON", fix);
+  }
+  struct WipeJson
+  {
+    json& j;
+    ~WipeJson() { wipe_strings(j); }
+  } wipe_doc{doc};
+  if (!doc.is_object() || !doc.contains("secrets")) {
+    throw Error(Errc::decryption, paths.secrets + " has no \"secrets\" object", fix);
+  }
+  const auto& secrets = doc["secrets"];
+  if (secrets.is_null()) {
+    return store; // Go writes `"secrets": null` for a store that never held one
+  }
+  if (!secrets.is_object()) {
+    throw Error(Errc::decryption, paths.secrets + ": \"secrets\" is not an object", fix);
+  }
+  for (const auto& [name, entry] : secrets.items()) {
+    if (!entry.is_object() || !entry.contains("value") || !entry["value"].is_string()) {
+      throw Error(Errc::decryption, paths.secrets + ": secret " + name + " has no string value", fix);
+    }
+    Secret s;
+    s.info.name = name;
+    s.info.created_at = parse_time(entry, "created_at", name);
+    s.info.updated_at = parse_time(entry, "updated_at", name);
+    if (const auto it = entry.find("rotate_via"); it != entry.end() && it->is_string()) {
+      s.info.rotate_via = it->get<std::string>();
+    }
+    if (const auto it = entry.find("last_rotated"); it != entry.end() && it->is_string()) {
+      const auto t = util::parse_rfc3339(it->get<std::string>());
+      if (t && *t > util::TimePoint{}) {
+        s.info.last_rotated = t;
+      }
+    }
+    s.value = age::SecretBuffer(entry["value"].get_ref<const std::string&>());
+    store->m_secrets.emplace(name, std::move(s));
+  }
+  return store;
+}
+
+Store::Store(util::Paths paths, const util::Clock& clock, std::vector<age::X25519Recipient> recipients)
+  : m_paths(std::move(paths)), m_clock(clock), m_recipients(std::move(recipients))
+{
+}
+
+const Secret* Store::find(const std::string& name) const
+{
+  const auto it = m_secrets.find(name);
+  return it == m_secrets.end() ? nullptr : &it->second;
+}
+
+std::vector<SecretInfo> Store::list() const
+{
+  std::vector<SecretInfo> out;
+  out.reserve(m_secrets.size());
+  for (const auto& [name, secret] : m_secrets) {
+    out.push_back(secret.info);
+  }
+  return out;
+}
+
+const SecretInfo& Store::add(const std::string& name, age::SecretBuffer value, std::optional<std::string> rotate_via,
+                             bool force)
+{
+  if (!is_valid_name(name)) {
+    throw Error(Errc::invalid_params,
+                "invalid secret name \"" + name + "\": use letters, digits, '_', '-' and '.', at most 128",
+                "secrets add my_api_key");
+  }
+  const auto now = m_clock.now();
+  auto it = m_secrets.find(name);
+  if (it != m_secrets.end() && !force) {
+    throw Error(Errc::already_exists, "secret " + name + " already exists", "secrets add " + name + " --force");
+  }
+  std::optional<Secret> previous;
+  if (it == m_secrets.end()) {
+    Secret fresh;
+    fresh.info.name = name;
+    fresh.info.created_at = now;
+    it = m_secrets.emplace(name, std::move(fresh)).first;
+  } else {
+    previous.emplace(Secret{it->second.info, std::move(it->second.value)});
+  }
+  it->second.info.updated_at = now;
+  if (rotate_via) {
+    it->second.info.rotate_via = *rotate_via;
+  }
+  it->second.value = std::move(value);
+  try {
+    persist();
+  } catch (...) {
+    if (previous) {
+      it->second = std::move(*previous);
+    } else {
+      m_secrets.erase(it);
+    }
+    throw;
+  }
+  return it->second.info;
+}
+
+void Store::remove(const std::string& name)
+{
+  auto node = m_secrets.extract(name);
+  if (node.empty()) {
+    throw Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+  }
+  try {
+    persist();
+  } catch (...) {
+    m_secrets.insert(std::move(node));
+    throw;
+  }
+}
+
+void Store::mark_rotated(const std::string& name, std::optional<age::SecretBuffer> new_value)
+{
+  const auto it = m_secrets.find(name);
+  if (it == m_secrets.end()) {
+    throw Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+  }
+  Secret previous{it->second.info, std::move(it->second.value)};
+  const auto now = m_clock.now();
+  it->second.info.last_rotated = now;
+  it->second.info.updated_at = now;
+  it->second.value = new_value ? std::move(*new_value) : age::SecretBuffer(previous.value.view());
+  try {
+    persist();
+  } catch (...) {
+    it->second = std::move(previous);
+    throw;
+  }
+}
+
+void Store::persist() const
+{
+  json doc = {{"version", 1}, {"secrets", json::object()}};
+  struct WipeJson
+  {
+    json& j;
+    ~WipeJson() { wipe_strings(j); }
+  } wipe_doc{doc};
+  for (const auto& [name, s] : m_secrets) {
+    json entry = {{"name", s.info.name},
+                  {"created_at", util::format_rfc3339_nano(s.info.created_at)},
+                  {"updated_at", util::format_rfc3339_nano(s.info.updated_at)},
+                  {"last_rotated", s.info.last_rotated ? util::format_rfc3339_nano(*s.info.last_rotated) : k_zero_time},
+                  {"value", std::string(s.value.view())}};
+    if (!s.info.rotate_via.empty()) {
+      entry["rotate_via"] = s.info.rotate_via;
+    }
+    doc["secrets"][name] = std::move(entry);
+  }
+  std::string plaintext = doc.dump(2);
+  WipeOnExit wipe_plaintext{plaintext};
+  std::string ciphertext;
+  try {
+    ciphertext = age::encrypt(m_recipients, plaintext);
+  } catch (const age::Error& e) {
+    throw Error(Errc::encryption, std::string("failed to encrypt the store: ") + e.what());
+  }
+  util::write_file_atomic(m_paths.secrets, ciphertext);
+}
+
+} // namespace store

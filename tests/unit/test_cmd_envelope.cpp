@@ -1,0 +1,70 @@
+#include "cmd/envelope.hpp"
+#include "rpc/protocol.hpp"
+#include "util/error.hpp"
+
+#include <doctest/doctest.h>
+
+using cmd::json;
+
+TEST_CASE("success envelope has the Go agent-secrets shape")
+{
+  const json e = cmd::success_envelope("secrets lease", {{"lease_id", "x"}}, {{"secrets revoke x", "revoke it"}});
+  CHECK(e["ok"] == true);
+  CHECK(e["success"] == true);
+  CHECK(e["command"] == "secrets lease");
+  CHECK(e["result"]["lease_id"] == "x");
+  REQUIRE(e["next_actions"].size() == 1);
+  CHECK(e["next_actions"][0]["command"] == "secrets revoke x");
+  CHECK(e["next_actions"][0]["description"] == "revoke it");
+  CHECK_FALSE(e.contains("error"));
+}
+
+TEST_CASE("error envelope always carries a code and a runnable fix")
+{
+  const json e = cmd::error_envelope("secrets lease", "secret x not found", "not_found", "secrets list");
+  CHECK(e["ok"] == false);
+  CHECK(e["success"] == false);
+  CHECK(e["error"]["message"] == "secret x not found");
+  CHECK(e["error"]["code"] == "not_found");
+  CHECK(e["fix"] == "secrets list");
+  const json no_fix = cmd::error_envelope("secrets", "boom", "internal_error", "");
+  CHECK(no_fix["fix"] == "secrets --help");
+}
+
+TEST_CASE("failures map to the exit codes of DESIGN.md section 7")
+{
+  auto fail = [](auto thrower) {
+    try {
+      thrower();
+    } catch (...) {
+      return cmd::failure_from_current_exception();
+    }
+    FAIL("no exception");
+    return cmd::Failure{};
+  };
+  CHECK(fail([] { throw rpc::RemoteError(rpc::code::secret_not_found, "m", "f"); }).exit == 4);
+  CHECK(fail([] { throw rpc::RemoteError(rpc::code::lease_not_found, "m", "f"); }).exit == 4);
+  CHECK(fail([] { throw rpc::RemoteError(rpc::code::unauthorized, "m", "f"); }).exit == 5);
+  CHECK(fail([] { throw rpc::RemoteError(rpc::code::killswitch_tripped, "m", "f"); }).exit == 5);
+  CHECK(fail([] { throw rpc::RemoteError(rpc::code::invalid_params, "m", "f"); }).exit == 2);
+  CHECK(fail([] { throw rpc::RemoteError(rpc::code::internal, "m", "f"); }).exit == 1);
+  const auto down = fail([] { throw util::Error(util::Errc::daemon_down, "daemon not running", "secrets serve &"); });
+  CHECK(down.exit == 3);
+  CHECK(down.code == "daemon_not_running");
+  CHECK(down.fix == "secrets serve &");
+}
+
+TEST_CASE("json-rpc replies carry the error code, its name and the fix")
+{
+  const json r = rpc::make_error(7, rpc::code::lease_ended, "lease x already ended (expired)", "secrets lease y");
+  CHECK(r["jsonrpc"] == "2.0");
+  CHECK(r["id"] == 7);
+  CHECK(r["error"]["code"] == -32002);
+  CHECK(r["error"]["data"]["code"] == "lease_ended");
+  CHECK(r["error"]["data"]["fix"] == "secrets lease y");
+  CHECK(rpc::code_for(util::Errc::already_exists) == -32010);
+  CHECK(rpc::code_for(util::Errc::io) == -32603);
+  const json ok = rpc::make_result(nullptr, {{"a", 1}});
+  CHECK(ok["id"].is_null());
+  CHECK(ok["result"]["a"] == 1);
+}
