@@ -25,7 +25,7 @@ namespace {
 // its value itself and returns no envelope.
 struct Outcome
 {
-  json envelope;
+  Envelope envelope;
   int exit = exit_code::ok;
 };
 

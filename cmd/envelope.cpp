@@ -36,29 +36,34 @@ int exit_for_rpc(int code)
 
 } // namespace
 
-json success_envelope(const std::string& command, json result, const std::vector<Action>& next_actions)
+Envelope success_envelope(const std::string& command, json result, const std::vector<Action>& next_actions)
 {
-  return {{"ok", true},
-          {"success", true},
-          {"command", command},
-          {"result", std::move(result)},
-          {"next_actions", actions_json(next_actions)}};
+  Envelope e;
+  e["ok"] = true;
+  e["success"] = true;
+  e["command"] = command;
+  e["result"] = Envelope(std::move(result));
+  e["next_actions"] = Envelope(actions_json(next_actions));
+  return e;
 }
 
-json error_envelope(const std::string& command, const std::string& message, const std::string& code,
+Envelope error_envelope(const std::string& command, const std::string& message, const std::string& code,
                     const std::string& fix, const std::vector<Action>& next_actions)
 {
-  return {{"ok", false},
-          {"success", false},
-          {"command", command},
-          {"error", {{"message", message}, {"code", code}}},
-          {"fix", fix.empty() ? "secrets --help" : fix},
-          {"next_actions", actions_json(next_actions)}};
+  Envelope e;
+  e["ok"] = false;
+  e["success"] = false;
+  e["command"] = command;
+  e["error"]["message"] = message;
+  e["error"]["code"] = code;
+  e["fix"] = fix.empty() ? "secrets --help" : fix;
+  e["next_actions"] = Envelope(actions_json(next_actions));
+  return e;
 }
 
-void print(const json& envelope, std::FILE* out)
+void print(const Envelope& envelope, std::FILE* out)
 {
-  const std::string text = envelope.dump(2, ' ', false, json::error_handler_t::replace) + "\n";
+  const std::string text = envelope.dump(2, ' ', false, Envelope::error_handler_t::replace) + "\n";
   std::fwrite(text.data(), 1, text.size(), out);
   std::fflush(out);
 }

@@ -13,6 +13,8 @@
 namespace cmd {
 
 using nlohmann::json;
+// Envelopes keep their members in the Go CLI's order (ok first).
+using Envelope = nlohmann::ordered_json;
 
 namespace exit_code {
 constexpr int ok = 0;
@@ -29,12 +31,12 @@ struct Action
   std::string description;
 };
 
-json success_envelope(const std::string& command, json result, const std::vector<Action>& next_actions);
-json error_envelope(const std::string& command, const std::string& message, const std::string& code,
+Envelope success_envelope(const std::string& command, json result, const std::vector<Action>& next_actions);
+Envelope error_envelope(const std::string& command, const std::string& message, const std::string& code,
                     const std::string& fix, const std::vector<Action>& next_actions = {});
 
 // Prints with two-space indentation and a newline.
-void print(const json& envelope, std::FILE* out = stdout);
+void print(const Envelope& envelope, std::FILE* out = stdout);
 
 // A failed command: what to print and how to exit.
 struct Failure

@@ -43,6 +43,9 @@ void setup_logging(const util::Paths& paths)
   logger->flush_on(spdlog::level::info);
   spdlog::set_default_logger(logger);
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %l %v");
+  if (const char* level = std::getenv("AGENT_SECRETS_LOG_LEVEL")) {
+    spdlog::set_level(spdlog::level::from_str(level));
+  }
 }
 
 // Holds daemon.pid locked for the daemon's life: the lock, not the file's

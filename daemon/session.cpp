@@ -44,6 +44,7 @@ void Session::arm_idle_timer()
   m_idle_timer.expires_after(k_idle_timeout);
   m_idle_timer.async_wait([self = weak_from_this()](const boost::system::error_code& ec) {
     if (auto s = self.lock(); s && !ec && !s->m_watching) {
+      spdlog::debug("idle connection closed");
       s->close();
     }
   });
@@ -70,6 +71,7 @@ void Session::read_next()
         return;
       }
       if (ec) {
+        spdlog::debug("connection closed: {}", ec.message());
         self->close(); // EOF or reset: the client went away
         return;
       }
@@ -183,14 +185,12 @@ void Session::enqueue(json reply, uint64_t seq, bool close_after)
   if (close_after) {
     m_close_after_flush = true;
   }
-  if (seq > m_state.log.durable_seq()) {
-    m_state.wait_for_durable(shared_from_this());
-  }
   flush();
 }
 
 void Session::on_durable(uint64_t)
 {
+  m_waiting_durable = false;
   flush();
 }
 
@@ -215,7 +215,12 @@ void Session::flush()
     return;
   }
   if (m_queue.front().seq > m_state.log.durable_seq()) {
-    return; // its audit line is not durable yet
+    // Its audit line is not durable yet; on_durable() calls again.
+    if (!m_waiting_durable) {
+      m_waiting_durable = true;
+      m_state.wait_for_durable(shared_from_this());
+    }
+    return;
   }
   m_writing = true;
   asio::async_write(m_socket, asio::buffer(m_queue.front().data),
@@ -225,6 +230,7 @@ void Session::flush()
                       self->m_queue.pop_front();
                       self->m_writing = false;
                       if (ec) {
+                        spdlog::debug("write failed: {}", ec.message());
                         self->close();
                         return;
                       }

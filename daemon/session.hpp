@@ -51,6 +51,7 @@ private:
   bool m_close_after_flush = false;
   bool m_closed = false;
   bool m_watching = false;
+  bool m_waiting_durable = false;
 };
 
 } // namespace server

@@ -103,10 +103,8 @@ void State::on_durable(uint64_t durable_seq)
 {
   auto waiting = std::move(m_waiting);
   m_waiting.clear();
-  for (auto& weak : waiting) {
-    if (auto session = weak.lock()) {
-      session->on_durable(durable_seq);
-    }
+  for (auto& session : waiting) {
+    session->on_durable(durable_seq);
   }
 }
 

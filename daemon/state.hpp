@@ -81,7 +81,7 @@ private:
   asio::steady_timer m_prune_timer;
   std::optional<util::TimePoint> m_armed_deadline;
   std::multimap<std::string, std::weak_ptr<Session>> m_watchers;
-  std::vector<std::weak_ptr<Session>> m_waiting;
+  std::vector<std::shared_ptr<Session>> m_waiting; // strong: a paused session has no other owner
   bool m_snapshot_dirty = false;
 };
 

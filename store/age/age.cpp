@@ -30,6 +30,7 @@ constexpr std::string_view k_x25519_type = "X25519";
 constexpr std::string_view k_scrypt_type = "scrypt";
 constexpr std::string_view k_recipient_hrp = "age";
 constexpr std::string_view k_identity_hrp = "AGE-SECRET-KEY-";
+constexpr std::string_view k_identity_hrp_lower = "age-secret-key-"; // what the checksum covers
 
 constexpr size_t k_scrypt_salt_size = 16;
 constexpr size_t k_wrapped_key_size = prim::k_file_key_size + prim::k_tag_size;
@@ -44,7 +45,7 @@ constexpr std::array<uint8_t, prim::k_aead_nonce_size> k_zero_nonce{};
   throw Error(ErrorKind::header, "invalid " + std::string(type) + " stanza: " + what);
 }
 
-std::string to_string(prim::Bytes a)
+std::string as_string(prim::Bytes a)
 {
   return {reinterpret_cast<const char*>(a.data()), a.size()};
 }
@@ -77,7 +78,7 @@ std::optional<SecretBuffer> unwrap_x25519(const X25519Identity& identity, const 
   }
   const auto shared = prim::x25519(prim::bytes_of(identity.secret_scalar().view()), prim::bytes_of(*share));
   if (!shared) {
-    stanza_error(k_x25519_type, "ephemeral share is a low-order point");
+    stanza_error(k_x25519_type, "ephemeral share is a low-order point (all-zero shared secret)");
   }
   // Binding both public keys into the salt ties the wrap key to this exact
   // sender share and recipient.
@@ -307,10 +308,7 @@ X25519Identity X25519Identity::parse(std::string_view age_secret_key_1)
 SecretBuffer X25519Identity::encode() const
 {
   // Bech32 checksums the lowercase form; age prints identities uppercase.
-  std::string lower_hrp(k_identity_hrp);
-  std::transform(lower_hrp.begin(), lower_hrp.end(), lower_hrp.begin(),
-                 [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; });
-  std::string text = bech32::encode(lower_hrp, prim::bytes_of(m_secret.view()));
+  std::string text = bech32::encode(k_identity_hrp_lower, prim::bytes_of(m_secret.view()));
   std::transform(text.begin(), text.end(), text.begin(),
                  [](char c) { return (c >= 'a' && c <= 'z') ? static_cast<char>(c - 'a' + 'A') : c; });
   SecretBuffer out(text);
@@ -401,7 +399,7 @@ std::string encrypt_with_passphrase(std::string_view passphrase, std::string_vie
   const SecretBuffer file_key = random_file_key();
   std::array<uint8_t, k_scrypt_salt_size> salt{};
   prim::random_bytes(salt);
-  const std::string labelled_salt = std::string(k_scrypt_label) + to_string(salt);
+  const std::string labelled_salt = std::string(k_scrypt_label) + as_string(salt);
   const SecretBuffer wrap_key = prim::scrypt(passphrase, prim::bytes_of(labelled_salt), log_n);
   Stanza stanza{std::string(k_scrypt_type),
                 {prim::base64_encode(salt), std::to_string(log_n)},
@@ -471,9 +469,10 @@ SecretBuffer decrypt_with_passphrase(std::string_view file, std::string_view pas
 void decrypt_binary_to(std::string_view file, const Keys& keys, std::string& out)
 {
   const auto passphrases = views_of(keys.passphrases);
-  decrypt_header(format::parse(file), keys.identities, passphrases, keys.max_log_n, [&](std::span<const uint8_t> chunk) {
+  const auto append = [&](std::span<const uint8_t> chunk) {
     out.append(reinterpret_cast<const char*>(chunk.data()), chunk.size());
-  });
+  };
+  decrypt_header(format::parse(file), keys.identities, passphrases, keys.max_log_n, append);
 }
 
 void decrypt_to(std::string_view file, const Keys& keys, std::string& out)

@@ -61,8 +61,16 @@ age_encrypt_passphrase() { # IN OUT (the passphrase twice: age asks to confirm i
 age-keygen -o "$tmp/theirs.key" 2>/dev/null || fail "age-keygen"
 ours=$("$tool" recipient "$tmp/ours.key")
 theirs=$(age-keygen -y "$tmp/theirs.key")
-if [ -n "$ours" ] && [ "$(age-keygen -y "$tmp/ours.key")" = "$ours" ]; then pass; else fail "age-keygen -y reads our identity file"; fi
-if [ -n "$theirs" ] && [ "$("$tool" recipient "$tmp/theirs.key")" = "$theirs" ]; then pass; else fail "we read age-keygen's identity file"; fi
+if [ -n "$ours" ] && [ "$(age-keygen -y "$tmp/ours.key")" = "$ours" ]; then
+  pass
+else
+  fail "age-keygen -y reads our identity file"
+fi
+if [ -n "$theirs" ] && [ "$("$tool" recipient "$tmp/theirs.key")" = "$theirs" ]; then
+  pass
+else
+  fail "we read age-keygen's identity file"
+fi
 
 for size in "${sizes[@]}"; do
   plain="$tmp/plain.$size"

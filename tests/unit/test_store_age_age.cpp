@@ -55,11 +55,13 @@ TEST_CASE("age keys parse and encode like age-keygen")
   for (char& c : upper) {
     c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   }
-  for (const std::string& bad : {lower, std::string(k_spec_recipient), std::string("AGE-SECRET-KEY-1"), std::string()}) {
+  const std::string bad_identities[] = {lower, std::string(k_spec_recipient), "AGE-SECRET-KEY-1", ""};
+  for (const std::string& bad : bad_identities) {
     CAPTURE(bad);
     CHECK(error_kind([&] { age::X25519Identity::parse(bad); }) == age::ErrorKind::key);
   }
-  for (const std::string& bad : {upper, std::string(k_spec_identity), std::string("age1qqpexly5"), std::string("age1")}) {
+  const std::string bad_recipients[] = {upper, std::string(k_spec_identity), "age1qqpexly5", "age1"};
+  for (const std::string& bad : bad_recipients) {
     CAPTURE(bad);
     CHECK(error_kind([&] { age::X25519Recipient::parse(bad); }) == age::ErrorKind::key);
   }

@@ -184,7 +184,8 @@ int main(int argc, char** argv)
   }
   std::sort(files.begin(), files.end());
 
-  std::map<std::string, std::pair<int, int>> per_class; // expected class -> passed, failed
+  std::map<std::string, std::pair<int, int>> per_class;  // expected class -> passed, failed
+  std::map<std::string, std::pair<int, int>> per_subset; // "binary" / "armored" -> passed, failed
   int passed = 0;
   int failed = 0;
   int skipped = 0;
@@ -211,13 +212,16 @@ int main(int argc, char** argv)
     }
     const auto exception = k_expected_exceptions.find(name);
     auto& counts = per_class[vector->expect];
+    auto& subset = per_subset[vector->armored ? "armored" : "binary"];
     if (problem.empty()) {
       if (exception != k_expected_exceptions.end()) {
         std::printf("FAIL %s: listed as an expected exception but passes; remove it\n", name.c_str());
         ++counts.second;
+        ++subset.second;
         ++failed;
       } else {
         ++counts.first;
+        ++subset.first;
         ++passed;
       }
     } else if (exception != k_expected_exceptions.end()) {
@@ -227,12 +231,16 @@ int main(int argc, char** argv)
     } else {
       std::printf("FAIL %s: %s\n", name.c_str(), problem.c_str());
       ++counts.second;
+      ++subset.second;
       ++failed;
     }
   }
 
   for (const auto& [expect, counts] : per_class) {
     std::printf("%-16s %3d passed, %d failed\n", expect.c_str(), counts.first, counts.second);
+  }
+  for (const auto& [name, counts] : per_subset) {
+    std::printf("%-16s %3d passed, %d failed\n", (name + " files").c_str(), counts.first, counts.second);
   }
   std::printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
   if (passed + failed == 0) {
