@@ -111,6 +111,9 @@ void Session::on_line(std::string line)
                             rpc::code::internal, "internal error");
   }
   const bool close_after = !m_peer_allowed;
+  if (reply.is_null()) {
+    return; // an async method holds its place in m_queue
+  }
   enqueue(std::move(reply), m_state.request_seq, close_after);
   explicit_bzero(line.data(), line.size());
 }
@@ -154,11 +157,36 @@ json Session::dispatch(const json& request)
   if (!params.is_object()) {
     return rpc::make_error(id, rpc::code::invalid_params, "invalid params: params must be an object");
   }
+  if (method->second.async_handler) {
+    m_queue.push_back({0, {}, false});
+    Outgoing* slot = &m_queue.back(); // deque elements stay put until popped
+    auto respond = [self = shared_from_this(), slot, id, method = &method->second,
+                    params = params](std::function<json()> body) {
+      self->m_state.request_seq = 0;
+      json reply = self->guarded(id, *method, params, body); // the work's effects happen even if the client left
+      if (self->m_closed) {
+        return; // close() dropped the queue, slot included
+      }
+      slot->data = reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+      slot->seq = self->m_state.request_seq;
+      slot->ready = true;
+      self->flush();
+    };
+    method->second.async_handler(m_state, Request{params, m_peer, shared_from_this()}, std::move(respond));
+    return nullptr;
+  }
+  return guarded(id, method->second, params, [&] {
+    return method->second.handler(m_state, Request{params, m_peer, shared_from_this()});
+  });
+}
+
+json Session::guarded(const json& id, const Method& method, const json& params, const std::function<json()>& body)
+{
   try {
-    return rpc::make_result(id, method->second.handler(m_state, Request{params, m_peer, shared_from_this()}));
+    return rpc::make_result(id, body());
   } catch (const util::Error& e) {
-    if (method->second.audit_action) {
-      json line = {{"action", method->second.audit_action}, {"details", e.what()}, {"success", false}};
+    if (method.audit_action) {
+      json line = {{"action", method.audit_action}, {"details", e.what()}, {"success", false}};
       for (const char* field : {"secret_name", "name", "lease_id", "client_id"}) {
         if (const auto it = params.find(field); it != params.end() && it->is_string()) {
           line[std::string(field) == "name" ? "secret_name" : field] = *it;
@@ -167,6 +195,9 @@ json Session::dispatch(const json& request)
       m_state.audit(std::move(line), &m_peer);
     }
     return rpc::make_error(id, rpc::code_for(e.code()), e.what(), e.fix());
+  } catch (const std::exception& e) {
+    spdlog::error("internal error in a request: {}", e.what());
+    return rpc::make_error(id, rpc::code::internal, "internal error");
   }
 }
 
@@ -213,6 +244,9 @@ void Session::flush()
       read_next();
     }
     return;
+  }
+  if (!m_queue.front().ready) {
+    return; // an async method has not answered yet
   }
   if (m_queue.front().seq > m_state.log.durable_seq()) {
     // Its audit line is not durable yet; on_durable() calls again.

@@ -28,11 +28,15 @@ private:
   {
     uint64_t seq;
     std::string data;
+    bool ready = true; // false while an async method works
   };
 
   void read_next();
   void on_line(std::string line);
+  // Returns the reply, or null when an async method will fill `slot` later.
   json dispatch(const json& request);
+  // Runs one handler body inside the request's exception boundary; audits failures.
+  json guarded(const json& id, const Method& method, const json& params, const std::function<json()>& body);
   void enqueue(json reply, uint64_t seq, bool close_after = false);
   void flush();
   void arm_idle_timer();

@@ -94,11 +94,19 @@ struct Request
 
 using Handler = std::function<json(State&, const Request&)>;
 
+// An async method's handler copies what it needs from the request, starts its
+// work, and later calls `respond` on the io thread with a function that
+// produces the result (or throws util::Error); the reply keeps its place in
+// the connection's order. `respond` must be called exactly once.
+using Responder = std::function<void(std::function<json()>)>;
+using AsyncHandler = std::function<void(State&, const Request&, Responder)>;
+
 struct Method
 {
   Handler handler;
   // On failure the dispatcher audits this action with success=false.
   const char* audit_action = nullptr;
+  AsyncHandler async_handler = nullptr; // set instead of handler for slow work (hooks)
 };
 
 using MethodTable = std::map<std::string, Method, std::less<>>;
