@@ -106,6 +106,7 @@ struct Options
   bool wipe = false;
   bool yes = false;
   bool verify = false;
+  bool reset = false;
   int tail = 0;
 };
 
@@ -115,10 +116,11 @@ const std::vector<std::pair<std::string, std::string>> k_commands = {
   {"add NAME [--rotate-via CMD] [--force]", "store a secret; the value is read from stdin"},
   {"list", "list secrets (names and dates, never values)"},
   {"lease NAME [--ttl D] [--client-id ID] [--json]", "take a time-bounded lease; prints the raw value"},
-  {"revoke LEASE_ID | --all", "end one lease, or every lease (the killswitch)"},
+  {"revoke LEASE_ID | --all [--rotate] [--wipe --yes]", "end one lease, or every lease (the killswitch)"},
+  {"rotate NAME", "run the secret's rotation hook"},
   {"remove NAME", "delete a secret and revoke its leases"},
   {"audit [--tail N] [--verify]", "show or verify the hash-chained audit log"},
-  {"status", "show the daemon's state"},
+  {"status [--reset]", "show the daemon's state; --reset clears a tripped heartbeat"},
   {"health", "show stale secrets and leases about to expire"},
 };
 
@@ -203,8 +205,30 @@ Outcome do_lease(const Options& o)
   return out;
 }
 
+// On a terminal, the user types "wipe"; anywhere else, --yes is required.
+bool confirm_wipe()
+{
+  if (!::isatty(STDIN_FILENO) || !::isatty(STDERR_FILENO)) {
+    return false;
+  }
+  std::fprintf(stderr, "this destroys secrets.age and identity.age for good. type 'wipe' to confirm: ");
+  std::string answer;
+  std::getline(std::cin, answer);
+  return answer == "wipe";
+}
+
 Outcome do_revoke(const Options& o)
 {
+  if ((o.rotate || o.wipe) && !o.all) {
+    return {error_envelope("secrets revoke", "--rotate and --wipe go with --all", "usage",
+                           "secrets revoke --all --rotate"),
+            exit_code::usage};
+  }
+  if (o.wipe && !o.yes && !confirm_wipe()) {
+    return {error_envelope("secrets revoke", "--wipe destroys secrets.age and identity.age; not confirmed",
+                           "usage", "secrets revoke --all --wipe --yes"),
+            exit_code::usage};
+  }
   if (o.all) {
     json result = call("secrets.revokeAll", {{"rotate", o.rotate}, {"wipe", o.wipe}});
     return {success_envelope("secrets revoke", result, {{"secrets status", "check the daemon"}})};
@@ -312,9 +336,24 @@ int run(int argc, char** argv)
   audit->add_flag("--verify", o.verify, "verify the hash chain");
   audit->callback([&] { action = [&] { return do_audit(o); }; });
 
+  auto* rotate = app.add_subcommand("rotate", "run a secret's rotation hook; its trimmed stdout becomes the value");
+  rotate->add_option("name", o.name, "secret name")->required();
+  rotate->callback([&] {
+    action = [&] {
+      json result = call("secrets.rotate", {{"secret_name", o.name}});
+      return Outcome{success_envelope("secrets rotate", result,
+                                      {{"secrets lease " + o.name, "lease the new value"},
+                                       {"secrets audit --tail 5", "see the rotation in the audit log"}})};
+    };
+  });
+
   auto* status = app.add_subcommand("status", "show the daemon's state");
+  status->add_flag("--reset", o.reset, "clear a tripped heartbeat killswitch");
   status->callback([&] {
-    action = [] {
+    action = [&] {
+      if (o.reset) {
+        call("secrets.resetKillswitch");
+      }
       return Outcome{success_envelope("secrets status", call("secrets.status"),
                                       {{"secrets list", "list secrets"}, {"secrets health", "check secret hygiene"}})};
     };

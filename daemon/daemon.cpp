@@ -181,6 +181,7 @@ void serve(const util::Paths& paths)
   add_lease_methods(methods);
   add_audit_methods(methods);
   add_status_methods(methods);
+  add_killswitch_methods(methods);
 
   accept_loop(acceptor, state, methods);
   asio::steady_timer snapshot_timer(io);

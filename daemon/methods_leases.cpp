@@ -1,4 +1,4 @@
-// secrets.lease, secrets.revoke, secrets.revokeAll, secrets.leases, secrets.watch
+// secrets.lease, secrets.revoke, secrets.leases, secrets.watch
 #include "daemon/session.hpp"
 #include "daemon/state.hpp"
 #include "util/error.hpp"
@@ -23,6 +23,7 @@ json acquire(State& s, const Request& r)
   const std::string client_id = optional_string(r.params, "client_id");
   const auto ttl = lease::resolve_ttl(optional_string(r.params, "ttl"), s.settings.default_lease_ttl,
                                       s.settings.max_lease_ttl);
+  s.check_not_tripped();
   const auto* secret = s.store->find(name);
   if (!secret) {
     throw util::Error(util::Errc::secret_not_found, "secret " + name + " not found",
@@ -55,26 +56,6 @@ json revoke(State& s, const Request& r)
   const auto ended = s.leases.revoke(id, lease::EndReason::revoked);
   s.leases_ended({ended}, &r.peer);
   return {{"success", true}, {"message", "lease revoked: " + id}, {"lease_id", id}};
-}
-
-json revoke_all(State& s, const Request& r)
-{
-  if (optional_bool(r.params, "rotate") || optional_bool(r.params, "wipe")) {
-    throw util::Error(util::Errc::invalid_params, "revoke --all --rotate/--wipe are not available in this version",
-                      "secrets revoke --all");
-  }
-  const auto ended = s.leases.revoke_all(lease::EndReason::killswitch);
-  // One killswitch line, not one per lease (the Go version wrote two).
-  s.audit({{"action", "killswitch"},
-           {"details", "revoked " + std::to_string(ended.size()) + " leases"},
-           {"leases_revoked", ended.size()}},
-          &r.peer);
-  s.leases_ended(ended, &r.peer, false);
-  return {{"success", true},
-          {"leases_revoked", ended.size()},
-          {"message", "killswitch: revoked " + std::to_string(ended.size()) + " leases"},
-          {"rotated", json::array()},
-          {"wiped", false}};
 }
 
 json list_leases(State& s, const Request&)
@@ -122,7 +103,6 @@ void add_lease_methods(MethodTable& table)
 {
   table.emplace("secrets.lease", Method{acquire, "lease_acquire"});
   table.emplace("secrets.revoke", Method{revoke, "lease_revoke"});
-  table.emplace("secrets.revokeAll", Method{revoke_all, "killswitch"});
   table.emplace("secrets.leases", Method{list_leases, nullptr});
   table.emplace("secrets.watch", Method{watch, nullptr});
 }

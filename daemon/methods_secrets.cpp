@@ -36,6 +36,9 @@ json add(State& s, const Request& r)
     rotate_via = optional_string(r.params, "rotate_via");
   }
   const bool force = optional_bool(r.params, "force");
+  if (s.wiped) {
+    s.check_not_tripped(); // a wiped store takes no new secrets: its identity is gone
+  }
   const bool existed = s.store->find(name) != nullptr;
   const auto& info =
     s.store->add(name, store::age::SecretBuffer(value_it->get_ref<const std::string&>()), rotate_via, force);

@@ -18,12 +18,13 @@ json status(State& s, const Request&)
           {"started_at", util::format_rfc3339_nano(s.started_at)},
           {"secrets_count", s.store->size()},
           {"active_leases", s.leases.size()},
-          {"heartbeat", {{"enabled", false}}},
+          {"heartbeat", s.heartbeat_status()},
           {"pid", ::getpid()},
           {"version", AGENT_SECRETS_VERSION},
           {"uptime", util::format_duration(std::chrono::duration_cast<std::chrono::seconds>(now - s.started_at))},
           {"socket", s.paths.socket},
-          {"killswitch_tripped", false}};
+          {"killswitch_tripped", !s.tripped_reason.empty() || s.wiped},
+          {"wiped", s.wiped}};
 }
 
 json health(State& s, const Request&)

@@ -2,6 +2,7 @@
 
 #include "daemon/session.hpp"
 #include "daemon/snapshot.hpp"
+#include "rotation/runner.hpp"
 #include "util/error.hpp"
 #include "util/time.hpp"
 
@@ -9,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <string.h> // explicit_bzero
 
 namespace server {
 
@@ -202,6 +204,93 @@ int64_t optional_int(const json& params, const char* field, int64_t fallback)
     bad_field(field, "an integer");
   }
   return it->get<int64_t>();
+}
+
+} // namespace server
+
+namespace server {
+
+void State::check_not_tripped() const
+{
+  if (wiped) {
+    throw util::Error(util::Errc::killswitch_tripped, "the killswitch wiped the store; nothing can be leased",
+                      "restore identity.age and secrets.age from a backup, then restart: secrets serve &");
+  }
+  if (killswitch_running) {
+    throw util::Error(util::Errc::killswitch_tripped, "the killswitch is running; new leases are refused",
+                      "secrets status");
+  }
+  if (!tripped_reason.empty()) {
+    throw util::Error(util::Errc::killswitch_tripped, "killswitch tripped: " + tripped_reason,
+                      "secrets status --reset");
+  }
+}
+
+void State::join_workers()
+{
+  m_workers.join();
+}
+
+void State::rotate(const std::string& name, const Peer* peer, std::function<void(RotationOutcome)> done)
+{
+  RotationOutcome failed;
+  failed.name = name;
+  failed.executed_at = clock.now();
+  const auto* secret = store->find(name);
+  if (wiped || !secret) {
+    failed.error = "secret " + name + " not found";
+  } else if (secret->info.rotate_via.empty()) {
+    failed.error = "secret " + name + " has no rotation hook";
+  } else if (m_rotating.count(name) != 0) {
+    failed.error = "a rotation of " + name + " is already running";
+  }
+  if (!failed.error.empty()) {
+    failed.audit_seq = audit({{"action", "secret_rotate"}, {"secret_name", name}, {"details", failed.error}, {"success", false}},
+                             peer);
+    asio::post(io, [done = std::move(done), failed = std::move(failed)]() mutable { done(std::move(failed)); });
+    return;
+  }
+  m_rotating.insert(name);
+  const std::optional<Peer> who = peer ? std::optional<Peer>(*peer) : std::nullopt;
+  auto value = std::make_shared<store::age::SecretBuffer>(secret->value.view());
+  asio::post(m_workers, [this, name, who, value, command = secret->info.rotate_via, done = std::move(done)]() mutable {
+    auto result = std::make_shared<rotation::HookResult>(
+      rotation::run_hook(command, name, value->view(),
+                         std::chrono::duration_cast<std::chrono::milliseconds>(settings.rotation_timeout)));
+    value.reset();
+    asio::post(io, [this, name, who, result, done = std::move(done)] {
+      m_rotating.erase(name);
+      RotationOutcome out;
+      out.name = name;
+      out.executed_at = clock.now();
+      out.output = result->stderr_tail;
+      std::string fresh = rotation::trim(result->stdout_data);
+      explicit_bzero(result->stdout_data.data(), result->stdout_data.size());
+      const Peer* p = who ? &*who : nullptr;
+      try {
+        if (result->status != rotation::HookResult::Status::ok) {
+          out.error = "rotation hook for " + name + " " + result->error;
+        } else if (wiped || !store->find(name)) {
+          out.error = "secret " + name + " was removed while its hook ran";
+        } else {
+          out.changed = !fresh.empty();
+          store->mark_rotated(name, out.changed ? std::optional(store::age::SecretBuffer(fresh)) : std::nullopt);
+          out.success = true;
+        }
+      } catch (const std::exception& e) {
+        out.error = std::string("failed to store the rotated value: ") + e.what();
+      }
+      explicit_bzero(fresh.data(), fresh.size());
+      json line = {{"action", "secret_rotate"}, {"secret_name", name}, {"success", out.success}};
+      if (out.success) {
+        line["details"] = out.changed ? "value changed" : "hook printed nothing; value unchanged";
+      } else {
+        line["details"] = out.error + (out.output.empty() ? "" : "; stderr: " + out.output);
+      }
+      out.audit_seq = audit(std::move(line), p);
+      done(std::move(out));
+    });
+  });
 }
 
 } // namespace server

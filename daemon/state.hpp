@@ -35,6 +35,18 @@ struct Settings
 {
   util::Duration default_lease_ttl = std::chrono::hours{1};
   util::Duration max_lease_ttl = std::chrono::hours{24};
+  util::Duration rotation_timeout = std::chrono::seconds{30};
+};
+
+struct RotationOutcome
+{
+  std::string name;
+  bool success = false;
+  bool changed = false;
+  std::string output; // the hook's stderr, truncated; never its stdout
+  std::string error;
+  util::TimePoint executed_at;
+  uint64_t audit_seq = 0;
 };
 
 class State
@@ -67,6 +79,21 @@ public:
   void wait_for_durable(const std::shared_ptr<Session>& session);
   void on_durable(uint64_t durable_seq);
 
+  // Runs the secret's rotation hook on a worker thread; on the io thread,
+  // stores the new value, audits secret_rotate, then calls `done`. Two
+  // rotations of one secret never overlap: the second fails at once.
+  void rotate(const std::string& name, const Peer* peer, std::function<void(RotationOutcome)> done);
+  // Throws killswitch_tripped when new leases (or store changes) are refused.
+  void check_not_tripped() const;
+  // Waits for running hooks (shutdown).
+  void join_workers();
+
+  bool wiped = false;                 // the killswitch destroyed the store
+  bool killswitch_running = false;    // revoke --all is rotating or wiping
+  std::string tripped_reason;         // non-empty: the heartbeat tripped
+  std::function<json()> heartbeat_status = [] { return json{{"enabled", false}}; };
+  std::function<void()> heartbeat_reset = [] {};
+
   void mark_dirty() { m_snapshot_dirty = true; }
   bool snapshot_dirty() const { return m_snapshot_dirty; }
   // Writes leases.json covering every line appended so far (waits until they are durable first).
@@ -82,6 +109,8 @@ private:
   std::optional<util::TimePoint> m_armed_deadline;
   std::multimap<std::string, std::weak_ptr<Session>> m_watchers;
   std::vector<std::shared_ptr<Session>> m_waiting; // strong: a paused session has no other owner
+  std::set<std::string> m_rotating;
+  asio::thread_pool m_workers{4}; // hooks run here, never on the io thread
   bool m_snapshot_dirty = false;
 };
 
@@ -116,6 +145,13 @@ void add_secret_methods(MethodTable& table);
 void add_lease_methods(MethodTable& table);
 void add_audit_methods(MethodTable& table);
 void add_status_methods(MethodTable& table);
+void add_killswitch_methods(MethodTable& table);
+
+// The killswitch, for revokeAll and the heartbeat: every lease ends now, then
+// hooks run (rotate_all) and the store is wiped (wipe); one killswitch line;
+// then done(report, audit seq) on the io thread.
+void run_killswitch(State& s, const Peer* peer, bool rotate_all, bool wipe, std::string cause,
+                    std::function<void(json report, uint64_t seq)> done);
 
 // Typed access to params; each throws invalid_params naming the field.
 std::string required_string(const json& params, const char* field);

@@ -67,6 +67,9 @@ public:
   // After a rotation: a new value (or none, if unchanged) and last_rotated = now.
   void mark_rotated(const std::string& name, std::optional<age::SecretBuffer> new_value);
 
+  // After the killswitch wiped the files: drop (and wipe) every value in memory.
+  void forget_all() { m_secrets.clear(); }
+
 private:
   Store(util::Paths paths, const util::Clock& clock, std::vector<age::X25519Recipient> recipients);
   void persist() const;

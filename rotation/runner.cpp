@@ -1,0 +1,532 @@
+#include "rotation/runner.hpp"
+
+#include "util/duration.hpp"
+#include "util/error.hpp"
+#include "util/file.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <optional>
+#include <vector>
+
+extern char** environ;
+
+namespace rotation {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// One read or write per ready descriptor per poll round: a hook that writes
+// without pause cannot keep us from checking the deadline.
+constexpr std::size_t k_io_chunk = 64 * 1024;
+// Without a pidfd we learn of the leader's exit by asking every this often.
+constexpr milliseconds k_exit_check_tick{10};
+
+Clock::time_point saturating_add(Clock::time_point t, milliseconds d)
+{
+  if (d <= milliseconds::zero()) {
+    return t;
+  }
+  // Compare in milliseconds: converting a huge `d` to the clock's
+  // nanoseconds would overflow.
+  const auto room = std::chrono::duration_cast<milliseconds>(Clock::time_point::max() - t);
+  if (d >= room) {
+    return Clock::time_point::max();
+  }
+  return t + d;
+}
+
+// Moves fd above 2. posix_spawn's dup2 actions onto 0, 1, 2 run in order, so
+// a pipe end sitting at 0..2 (a daemon started with closed stdio) could be
+// overwritten before it is duplicated; and dup2(fd, fd) would not clear
+// O_CLOEXEC.
+util::UniqueFd above_stdio(int fd)
+{
+  util::UniqueFd owned(fd);
+  if (fd > 2) {
+    return owned;
+  }
+  const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  if (moved < 0) {
+    util::throw_errno("failed to move a pipe above stdio");
+  }
+  return util::UniqueFd(moved);
+}
+
+struct Pipe
+{
+  util::UniqueFd read_end;
+  util::UniqueFd write_end;
+};
+
+Pipe make_pipe()
+{
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) {
+    util::throw_errno("failed to create a pipe");
+  }
+  Pipe p;
+  p.read_end = above_stdio(fds[0]);
+  p.write_end = above_stdio(fds[1]);
+  return p;
+}
+
+void set_nonblocking(int fd)
+{
+  const int flags = ::fcntl(fd, F_GETFL);
+  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
+    util::throw_errno("failed to make a pipe non-blocking");
+  }
+}
+
+// The daemon's environment with SECRET_NAME replaced.
+std::vector<std::string> hook_environment(const std::string& secret_name)
+{
+  constexpr std::string_view key = "SECRET_NAME=";
+  std::vector<std::string> env;
+  for (char** e = environ; e && *e; ++e) {
+    if (std::string_view(*e).substr(0, key.size()) != key) {
+      env.emplace_back(*e);
+    }
+  }
+  env.push_back(std::string(key) + secret_name);
+  return env;
+}
+
+// Blocks SIGPIPE in the calling thread for its lifetime, so a write to a hook
+// that closed its stdin fails with EPIPE instead of killing the daemon. A
+// SIGPIPE that our own writes left pending is consumed before the old mask
+// comes back; one that was already pending is left alone.
+class SigpipeBlock
+{
+public:
+  SigpipeBlock()
+  {
+    sigemptyset(&m_pipe);
+    sigaddset(&m_pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &m_pipe, &m_old);
+    m_was_pending = pending();
+  }
+  ~SigpipeBlock()
+  {
+    if (!m_was_pending && pending()) {
+      const timespec zero{};
+      while (::sigtimedwait(&m_pipe, nullptr, &zero) < 0 && errno == EINTR) {
+      }
+    }
+    pthread_sigmask(SIG_SETMASK, &m_old, nullptr);
+  }
+  SigpipeBlock(const SigpipeBlock&) = delete;
+  SigpipeBlock& operator=(const SigpipeBlock&) = delete;
+
+private:
+  static bool pending()
+  {
+    sigset_t set;
+    sigemptyset(&set);
+    return ::sigpending(&set) == 0 && sigismember(&set, SIGPIPE) == 1;
+  }
+
+  sigset_t m_pipe;
+  sigset_t m_old;
+  bool m_was_pending = false;
+};
+
+// The spawned leader and its process group (same id). The destructor makes
+// sure an exception never leaves a running group or a zombie behind.
+class ChildGroup
+{
+public:
+  explicit ChildGroup(pid_t pid) : m_pid(pid)
+  {
+#ifdef SYS_pidfd_open
+    // Optional: without it (old kernel, seccomp) we poll waitid instead.
+    const long fd = ::syscall(SYS_pidfd_open, pid, 0);
+    if (fd >= 0) {
+      m_pidfd.reset(static_cast<int>(fd));
+    }
+#endif
+  }
+  ~ChildGroup()
+  {
+    if (!m_reaped) {
+      signal_group(SIGKILL);
+      reap();
+    }
+  }
+  ChildGroup(const ChildGroup&) = delete;
+  ChildGroup& operator=(const ChildGroup&) = delete;
+
+  bool has_pidfd() const { return static_cast<bool>(m_pidfd); }
+  int pidfd() const { return m_pidfd.get(); }
+
+  // Only called while the leader is unreaped: its pid, hence the group id,
+  // cannot belong to anyone else yet.
+  void signal_group(int signo) const { ::kill(-m_pid, signo); }
+
+  // True once the leader has exited; leaves it unreaped (a zombie).
+  bool has_exited() const
+  {
+    siginfo_t info;
+    std::memset(&info, 0, sizeof info);
+    return ::waitid(P_PID, static_cast<id_t>(m_pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0;
+  }
+
+  // Waits for the leader and returns its wait status.
+  int reap()
+  {
+    int status = 0;
+    while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    m_reaped = true;
+    return status;
+  }
+
+private:
+  pid_t m_pid;
+  util::UniqueFd m_pidfd;
+  bool m_reaped = false;
+};
+
+class SpawnAttributes
+{
+public:
+  SpawnAttributes()
+  {
+    posix_spawnattr_init(&m_attr);
+    posix_spawn_file_actions_init(&m_actions);
+  }
+  ~SpawnAttributes()
+  {
+    posix_spawn_file_actions_destroy(&m_actions);
+    posix_spawnattr_destroy(&m_attr);
+  }
+  SpawnAttributes(const SpawnAttributes&) = delete;
+  SpawnAttributes& operator=(const SpawnAttributes&) = delete;
+
+  posix_spawnattr_t m_attr;
+  posix_spawn_file_actions_t m_actions;
+};
+
+std::string describe_wait_status(int exit_code, int signo)
+{
+  if (signo != 0) {
+    const char* abbrev = sigabbrev_np(signo);
+    return "killed by signal " + std::to_string(signo) + (abbrev ? std::string(" (SIG") + abbrev + ")" : "");
+  }
+  return "exited with status " + std::to_string(exit_code);
+}
+
+// Cuts `s` to at most k_max_stderr bytes including the mark, on a UTF-8
+// character boundary so the text stays valid for the JSON audit log.
+void truncate_stderr(std::string& s)
+{
+  std::size_t cut = k_max_stderr - k_truncation_mark.size();
+  for (int i = 0; i < 3 && cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80; ++i) {
+    --cut;
+  }
+  s.resize(cut);
+  s += k_truncation_mark;
+}
+
+} // namespace
+
+const char* to_string(HookResult::Status status)
+{
+  switch (status) {
+  case HookResult::Status::ok:
+    return "ok";
+  case HookResult::Status::failed:
+    return "failed";
+  case HookResult::Status::timed_out:
+    return "timed_out";
+  case HookResult::Status::spawn_failed:
+    return "spawn_failed";
+  }
+  return "unknown";
+}
+
+std::string trim(std::string_view s)
+{
+  constexpr std::string_view space = " \t\r\n";
+  const auto first = s.find_first_not_of(space);
+  if (first == std::string_view::npos) {
+    return {};
+  }
+  const auto last = s.find_last_not_of(space);
+  return std::string(s.substr(first, last - first + 1));
+}
+
+HookResult run_hook(const std::string& command,
+                    const std::string& secret_name,
+                    std::string_view stdin_data,
+                    milliseconds timeout,
+                    milliseconds kill_grace)
+{
+  const auto start = Clock::now();
+  HookResult result;
+  auto finish = [&] {
+    result.elapsed = std::chrono::duration_cast<milliseconds>(Clock::now() - start);
+    return std::move(result);
+  };
+
+  // Reserved before the hook writes a byte: appending never reallocates, so
+  // no stray copy of a partial value is left in freed memory.
+  result.stdout_data.reserve(k_max_stdout);
+  std::vector<char> buffer(k_io_chunk);
+  struct Wipe
+  {
+    std::vector<char>& b;
+    ~Wipe() { explicit_bzero(b.data(), b.size()); }
+  } wipe_buffer{buffer};
+
+  Pipe in;
+  Pipe out;
+  Pipe err;
+  std::optional<ChildGroup> child;
+  {
+    std::vector<std::string> env;
+    std::vector<char*> envp;
+    std::string sh = "/bin/sh";
+    std::string arg0 = "sh";
+    std::string dash_c = "-c";
+    std::string cmd = command;
+    char* argv[] = {arg0.data(), dash_c.data(), cmd.data(), nullptr};
+    SpawnAttributes spawn;
+    pid_t pid = -1;
+    try {
+      in = make_pipe();
+      out = make_pipe();
+      err = make_pipe();
+      set_nonblocking(in.write_end.get());
+      set_nonblocking(out.read_end.get());
+      set_nonblocking(err.read_end.get());
+      env = hook_environment(secret_name);
+      for (auto& e : env) {
+        envp.push_back(e.data());
+      }
+      envp.push_back(nullptr);
+
+      sigset_t all;
+      sigset_t none;
+      sigfillset(&all);
+      sigemptyset(&none);
+      int rc = posix_spawnattr_setflags(
+        &spawn.m_attr,
+        static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
+      rc = rc != 0 ? rc : posix_spawnattr_setpgroup(&spawn.m_attr, 0);
+      rc = rc != 0 ? rc : posix_spawnattr_setsigmask(&spawn.m_attr, &none);
+      rc = rc != 0 ? rc : posix_spawnattr_setsigdefault(&spawn.m_attr, &all);
+      rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&spawn.m_actions, in.read_end.get(), 0);
+      rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&spawn.m_actions, out.write_end.get(), 1);
+      rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&spawn.m_actions, err.write_end.get(), 2);
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
+      // Defence in depth for daemon fds opened without O_CLOEXEC.
+      rc = rc != 0 ? rc : posix_spawn_file_actions_addclosefrom_np(&spawn.m_actions, 3);
+#endif
+      if (rc != 0) {
+        util::throw_errno("failed to prepare posix_spawn", rc);
+      }
+      rc = ::posix_spawn(&pid, sh.c_str(), &spawn.m_actions, &spawn.m_attr, argv, envp.data());
+      if (rc != 0) {
+        util::throw_errno("failed to spawn " + sh, rc);
+      }
+    } catch (const util::Error& e) {
+      result.status = HookResult::Status::spawn_failed;
+      result.error = e.what();
+      return finish();
+    }
+    child.emplace(pid);
+  }
+  // Our copies of the child's ends: closing them is what lets EOF arrive.
+  in.read_end.reset();
+  out.write_end.reset();
+  err.write_end.reset();
+
+  const SigpipeBlock sigpipe_block;
+  std::size_t written = 0;
+  if (stdin_data.empty()) {
+    in.write_end.reset();
+  }
+
+  std::string& out_data = result.stdout_data;
+  std::string& err_data = result.stderr_tail;
+  bool err_truncated = false;
+  bool overflow = false;
+  bool timed_out = false;
+  bool exited = false;
+  bool term_sent = false;
+  bool kill_sent = false;
+  const auto deadline = saturating_add(start, timeout);
+  Clock::time_point kill_at{};
+  Clock::time_point drain_until{};
+
+  auto start_termination = [&](Clock::time_point now) {
+    if (!term_sent && !exited) {
+      child->signal_group(SIGTERM);
+      term_sent = true;
+      kill_at = saturating_add(now, kill_grace);
+    }
+  };
+  auto note_exit = [&](Clock::time_point now) {
+    exited = true;
+    drain_until = saturating_add(now, k_drain_window);
+    in.write_end.reset();
+  };
+
+  for (;;) {
+    auto now = Clock::now();
+    if (!exited && !child->has_pidfd() && child->has_exited()) {
+      note_exit(now);
+    }
+    if (!exited) {
+      if (!term_sent && now >= deadline) {
+        timed_out = true;
+        start_termination(now);
+      }
+      if (term_sent && !kill_sent && now >= kill_at) {
+        child->signal_group(SIGKILL);
+        kill_sent = true;
+      }
+    } else if ((!out.read_end && !err.read_end) || now >= drain_until) {
+      break;
+    }
+
+    auto next = Clock::time_point::max();
+    if (exited) {
+      next = drain_until;
+    } else {
+      if (!term_sent) {
+        next = deadline;
+      } else if (!kill_sent) {
+        next = kill_at;
+      }
+      if (!child->has_pidfd()) {
+        next = std::min(next, now + k_exit_check_tick);
+      }
+    }
+    int wait_ms = -1;
+    if (next != Clock::time_point::max()) {
+      const auto ms = std::chrono::ceil<milliseconds>(next - now).count();
+      wait_ms = static_cast<int>(std::clamp<long long>(ms, 0, INT_MAX));
+    }
+
+    pollfd fds[4];
+    nfds_t n = 0;
+    auto add = [&](int fd, short events) {
+      if (fd < 0) {
+        return -1;
+      }
+      fds[n] = pollfd{fd, events, 0};
+      return static_cast<int>(n++);
+    };
+    const int in_i = add(in.write_end.get(), POLLOUT);
+    const int out_i = add(out.read_end.get(), POLLIN);
+    const int err_i = add(err.read_end.get(), POLLIN);
+    const int pid_i = exited ? -1 : add(child->pidfd(), POLLIN);
+
+    if (::poll(fds, n, wait_ms) < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      util::throw_errno("failed to poll the rotation hook's pipes");
+    }
+    now = Clock::now();
+
+    if (in_i >= 0 && fds[in_i].revents != 0) {
+      const auto chunk = std::min(stdin_data.size() - written, k_io_chunk);
+      const ssize_t w = ::write(in.write_end.get(), stdin_data.data() + written, chunk);
+      if (w > 0) {
+        written += static_cast<std::size_t>(w);
+        if (written == stdin_data.size()) {
+          in.write_end.reset();
+        }
+      } else if (errno != EAGAIN && errno != EINTR) {
+        // EPIPE: the hook does not read its stdin, which is allowed.
+        in.write_end.reset();
+      }
+    }
+
+    if (out_i >= 0 && fds[out_i].revents != 0) {
+      const ssize_t r = ::read(out.read_end.get(), buffer.data(), buffer.size());
+      if (r > 0) {
+        const auto got = static_cast<std::size_t>(r);
+        if (out_data.size() + got > k_max_stdout) {
+          overflow = true;
+          out.read_end.reset(); // further writes by the hook get SIGPIPE
+          start_termination(now);
+        } else {
+          out_data.append(buffer.data(), got);
+        }
+      } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+        out.read_end.reset();
+      }
+    }
+
+    if (err_i >= 0 && fds[err_i].revents != 0) {
+      const ssize_t r = ::read(err.read_end.get(), buffer.data(), buffer.size());
+      if (r > 0) {
+        const auto got = static_cast<std::size_t>(r);
+        // Past the cap, stderr is still read (and dropped) so the hook never
+        // blocks on it.
+        const auto room = k_max_stderr - err_data.size();
+        const auto keep = std::min(got, room);
+        err_data.append(buffer.data(), keep);
+        err_truncated = err_truncated || keep < got;
+      } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+        err.read_end.reset();
+      }
+    }
+
+    if (pid_i >= 0 && fds[pid_i].revents != 0) {
+      note_exit(now);
+    }
+  }
+
+  // The leader is a zombie, so the group id is still ours: end whatever it
+  // left behind, then reap.
+  child->signal_group(SIGKILL);
+  const int wait_status = child->reap();
+  if (WIFEXITED(wait_status)) {
+    result.exit_code = WEXITSTATUS(wait_status);
+  } else if (WIFSIGNALED(wait_status)) {
+    result.signal = WTERMSIG(wait_status);
+  }
+  if (err_truncated) {
+    truncate_stderr(err_data);
+  }
+
+  if (timed_out) {
+    result.status = HookResult::Status::timed_out;
+    result.error = "timed out after " + util::format_duration(timeout) + ", " +
+                   describe_wait_status(result.exit_code, result.signal);
+  } else if (overflow) {
+    result.status = HookResult::Status::failed;
+    result.error = "output too large (over " + std::to_string(k_max_stdout / (1024 * 1024)) + " MiB)";
+  } else if (result.signal == 0 && result.exit_code == 0) {
+    result.status = HookResult::Status::ok;
+  } else {
+    result.status = HookResult::Status::failed;
+    result.error = describe_wait_status(result.exit_code, result.signal);
+  }
+  if (result.status != HookResult::Status::ok) {
+    explicit_bzero(out_data.data(), out_data.size());
+    out_data.clear();
+  }
+  return finish();
+}
+
+} // namespace rotation
