@@ -166,6 +166,15 @@ Outcome do_add(const Options& o, bool value_flag_given)
                            "printf '%s' \"$VALUE\" | secrets add " + o.name),
             exit_code::usage};
   }
+  try {
+    std::string probe = json(value).dump();
+    explicit_bzero(probe.data(), probe.size());
+  } catch (const json::type_error&) {
+    explicit_bzero(value.data(), value.size());
+    return {error_envelope("secrets add", "the value of " + o.name + " is not valid UTF-8; JSON-RPC carries text only",
+                           "invalid_params", "base64 < FILE | secrets add " + o.name + "  # and decode after leasing"),
+            exit_code::usage};
+  }
   json params = {{"name", o.name}, {"value", value}, {"force", o.force}};
   if (!o.rotate_via.empty()) {
     params["rotate_via"] = o.rotate_via;

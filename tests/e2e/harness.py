@@ -19,7 +19,6 @@ failure.
 
 import atexit
 import datetime as _dt
-import errno
 import json
 import os
 import re
@@ -29,7 +28,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import unittest
 
@@ -79,7 +77,7 @@ def now_utc():
 def go_duration_seconds(s):
     """Parses a Go duration like 1h0m0s, 30m, 1.5s -> float seconds."""
     units = {"ns": 1e-9, "us": 1e-6, "\u00b5s": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-    total, pos = 0.0, 0
+    total = 0.0
     parts = re.findall(r"(\d+(?:\.\d+)?)(ns|us|\u00b5s|ms|s|m|h)", s)
     if not parts or "".join(a + b for a, b in parts) != s:
         raise ValueError("not a Go duration: %r" % (s,))

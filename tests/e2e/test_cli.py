@@ -8,7 +8,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import BIN, E2ETestCase, Home, UUID4_RE, go_duration_seconds, now_utc, parse_time, walk_json  # noqa: E402
+from harness import BIN, E2ETestCase, UUID4_RE, go_duration_seconds, now_utc, parse_time, walk_json  # noqa: E402
 
 # Byte-exact round trips: newlines (trailing too), CRLF, tabs, spaces, quotes,
 # shell metacharacters, backslashes, JSON escapes, UTF-8 of 2, 3 and 4 bytes.
@@ -95,6 +95,14 @@ class Init(E2ETestCase):
         env = self.assert_err(r, rc=1, code="already_exists")
         self.assertEqual(env["command"], "secrets init")
         self.assertEqual((home.read("identity.age"), home.read("secrets.age")), before)
+
+    def test_init_refuses_an_exposed_home(self):
+        home = self.new_home(init=False, serve=False)
+        os.chmod(home.path, 0o755)
+        r = home.run("init")
+        env = self.assert_err(r)
+        self.assertIn("chmod 700", env["fix"] + " " + env["error"]["message"], env)
+        self.assertFalse(os.path.exists(home.file("identity.age")))
 
     def test_init_creates_missing_directory(self):
         home = self.new_home(init=False, serve=False)
@@ -210,6 +218,37 @@ class Lease(E2ETestCase):
         self.assertLess(abs((exp - before).total_seconds() - 1800), 30, res)
         cmds = [a["command"] for a in r.env_out["next_actions"]]
         self.assertIn("secrets revoke " + res["lease_id"], cmds)
+        # The value is handed out only once its audit line is in the file.
+        acquired = [e for e in self.home.audit_entries() if e["action"] == "lease_acquire"]
+        self.assertEqual(acquired[-1].get("lease_id"), res["lease_id"])
+        self.assertEqual(acquired[-1].get("client_id"), "agent-7")
+        self.assertEqual(parse_time(acquired[-1]["expires_at"]), exp)
+
+    def test_newline_added_only_on_a_terminal(self):
+        import pty
+        master, slave = pty.openpty()
+        try:
+            p = subprocess.Popen([BIN, "lease", "tok"], env=self.home.env, stdin=subprocess.DEVNULL,
+                                 stdout=slave, stderr=subprocess.PIPE)
+            os.close(slave)
+            slave = None
+            out = b""
+            while True:
+                try:
+                    chunk = os.read(master, 4096)
+                except OSError:  # EIO once the child has closed the terminal
+                    break
+                if not chunk:
+                    break
+                out += chunk
+            self.assertEqual(p.wait(timeout=30), 0)
+            p.stderr.close()
+        finally:
+            os.close(master)
+            if slave is not None:
+                os.close(slave)
+        # The terminal turns \n into \r\n.
+        self.assertEqual(out, b"s3cret-VALUE-zz91\r\n")
 
     def test_default_ttl_and_client_id(self):
         res = self.home.lease_json("tok")
@@ -293,14 +332,15 @@ class RoundTrip(E2ETestCase):
         value = b"a\x00b\x01\x1b[31mred\x7f\x00\n"
         self.roundtrip("ctl", value)
 
-    def test_invalid_utf8_is_refused_cleanly_or_kept_exactly(self):
+    def test_invalid_utf8_is_refused_as_bad_input(self):
+        # JSON strings carry UTF-8 only: a binary value is a usage error
+        # with a fix, never an internal error (and never stored mangled).
         value = b"\xff\xfe-not-utf8-\xc3"
         r = self.home.run("add", "bin", input=value)
-        if r.rc == 0:
-            self.assertEqual(self.home.run("lease", "bin").out, value, "stored, so it must come back exact")
-        else:
-            self.assert_err(r)
-            self.assertEqual(self.home.run("lease", "bin").rc, 4)
+        env = self.assert_err(r, rc=2, code="invalid_params")
+        self.assertIn("base64", env["fix"])
+        self.assertNotIn(b"not-utf8", r.out + r.err)
+        self.assertEqual(self.home.run("lease", "bin").rc, 4)
         self.assert_serving(self.home)
 
 
@@ -402,9 +442,12 @@ class Audit(E2ETestCase):
         for e in entries:
             for field in ("seq", "timestamp", "action", "success", "prev", "hash"):
                 self.assertIn(field, e, e)
-            parse_time(e["timestamp"])
+            self.assertRegex(e["timestamp"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+            self.assertLess(abs((parse_time(e["timestamp"]) - now_utc()).total_seconds()), 120)
             self.assertIn("peer", e, e)
             self.assertEqual(e["peer"].get("uid"), os.geteuid(), e)
+            self.assertIsInstance(e["peer"].get("pid"), int, e)
+            self.assertGreater(e["peer"]["pid"], 0, e)
         self.assertNotIn(b"s3cret-VALUE", r.out)
 
     def test_all(self):
@@ -415,6 +458,10 @@ class Audit(E2ETestCase):
             self.assertIn(a, actions)
         self.assertEqual([e["seq"] for e in res["entries"]], list(range(1, len(actions) + 1)))
         self.assertEqual(res["entries"][0]["prev"], "0" * 64)
+
+    def test_tail_longer_than_log(self):
+        res = self.home.run_json("audit", "--tail", "1000")
+        self.assertEqual(len(res["entries"]), len(self.home.audit_lines()))
 
     def test_negative_tail(self):
         self.assert_err(self.home.run("audit", "--tail", "-1"), rc=2)
@@ -491,13 +538,13 @@ class DaemonDown(E2ETestCase):
 
     def test_stale_socket_file_is_daemon_down(self):
         # A daemon that died hard leaves its socket file; nothing listens on it.
-        d = self.home.serve()
+        self.home.serve()
         self.home.kill()
         self.assertTrue(os.path.exists(self.home.socket))
         self.check_down(self.home.run("status"))
 
     def test_socket_override(self):
-        d = self.home.serve()
+        self.home.serve()
         r = self.home.run("status", env={"AGENT_SECRETS_SOCKET": os.path.join(self.home.logs, "none.sock")})
         self.check_down(r)
         r = self.home.run("status", env={"AGENT_SECRETS_SOCKET": self.home.socket})

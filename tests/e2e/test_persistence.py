@@ -15,7 +15,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import E2ETestCase, Home, now_utc, parse_time, wait_until, walk_json  # noqa: E402
+from harness import E2ETestCase, now_utc, parse_time, wait_until, walk_json  # noqa: E402
 
 HAVE_AGE = shutil.which("age") is not None and shutil.which("age-keygen") is not None
 MULTI = b"line one\n\tline \"two\" $X \\ caf\xc3\xa9 \xf0\x9f\x94\x91\n\n"
@@ -513,8 +513,11 @@ class GoHome(E2ETestCase):
         expired = [e for e in home.audit_entries() if e["action"] == "lease_expire"]
         self.assertEqual([e.get("lease_id") for e in expired], [self.EXPIRED])
         # The old lease id works like ours.
+        live = home.status()["active_leases"]  # LIVE plus the two raw leases above
+        self.assertEqual(live, 3)
         self.assert_ok(home.run("revoke", self.LIVE), "secrets revoke")
-        self.assertEqual(home.status()["active_leases"], 0)
+        self.assertEqual(home.status()["active_leases"], live - 1)
+        self.assertNotIn(self.LIVE, lease_ids(home))
         # A write keeps the file readable by the stock tool with the bare identity.
         home.add("new", b"fresh")
         doc = age_decrypt(home)
@@ -524,8 +527,11 @@ class GoHome(E2ETestCase):
         self.assertEqual(home.read("identity.age"), self.identity, "identity.age must not be rewritten")
         # And it all survives a restart in our own snapshot format.
         lid = home.lease_json("x")["lease_id"]
+        before = set(lease_ids(home))
+        self.assertIn(lid, before)
         home.restart()
-        self.assertEqual(set(lease_ids(home)), {lid})
+        self.assertEqual(set(lease_ids(home)), before)
+        self.assertNotIn(self.LIVE, before)
         self.assertEqual(json.loads(home.read("leases.json")).get("version"), 1)
         self.assertIs(home.run_json("audit", "--verify")["ok"], True)
         self.assertEqual(home.audit_lines()[:2], self.go_audit)

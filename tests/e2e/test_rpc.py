@@ -16,7 +16,7 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import BIN, Closed, E2ETestCase, Home, RpcConn, UUID4_RE, now_utc, parse_time  # noqa: E402
+from harness import BIN, E2ETestCase, Home, RpcConn, UUID4_RE, now_utc, parse_time  # noqa: E402
 
 VALUE = "s3cret-VALUE-zz91"
 
@@ -483,7 +483,7 @@ class PeerCheck(E2ETestCase):
     def test_other_uid_refused_and_audited(self):
         with RpcConn(self.home.socket) as c:
             reply = c.call("secrets.lease", {"secret_name": "x", "client_id": "intruder", "ttl": "1m"}, id=1)
-            err = self.assert_rpc_error(reply, -32006, id=1)
+            self.assert_rpc_error(reply, -32006, id=1)
             self.assertNotIn(VALUE, json.dumps(reply))
             self.assertTrue(c.wait_closed(5), "a refused peer's connection is closed")
         with RpcConn(self.home.socket) as c:

@@ -292,6 +292,14 @@ TEST_CASE("config: invalid JSON names the line")
   CHECK(error_of("").starts_with("config.json: line 1: invalid JSON ("));
   CHECK(error_of("{\"a\": 1\n\n").starts_with("config.json: line 3: invalid JSON ("));
   CHECK(error_of("// comment\n{}").starts_with("config.json: line 1: invalid JSON ("));
+  // The bytes nlohmann last read are not repeated: they may be invalid UTF-8
+  // or part of a secret URL.
+  CHECK(error_of("{\"heartbeat\": {\"url\": \"https://x/?t=tok\xff\"}}")
+        == "config.json: line 1: invalid JSON (syntax error while parsing value - invalid string: ill-formed UTF-8 "
+           "byte)");
+  CHECK(error_of("{\"a\xff\": 1}")
+        == "config.json: line 1: invalid JSON (syntax error while parsing object key - invalid string: ill-formed "
+           "UTF-8 byte; expected string literal)");
 }
 
 TEST_CASE("config: to_json round-trips through parse")
