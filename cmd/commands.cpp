@@ -1,6 +1,7 @@
 #include "cmd/commands.hpp"
 
 #include "cmd/envelope.hpp"
+#include "config/config.hpp"
 #include "daemon/daemon.hpp"
 #include "rpc/client.hpp"
 #include "store/store.hpp"
@@ -31,7 +32,8 @@ struct Outcome
 
 json call(const std::string& method, const json& params = json::object())
 {
-  rpc::Client client(util::default_paths().socket);
+  // The socket comes from config.json (or AGENT_SECRETS_SOCKET), as the daemon's does.
+  rpc::Client client(config::load(util::default_paths()).socket_path);
   return client.call(method, params);
 }
 
@@ -122,6 +124,7 @@ const std::vector<std::pair<std::string, std::string>> k_commands = {
   {"audit [--tail N] [--verify]", "show or verify the hash-chained audit log"},
   {"status [--reset]", "show the daemon's state; --reset clears a tripped heartbeat"},
   {"health", "show stale secrets and leases about to expire"},
+  {"config", "print the effective configuration"},
 };
 
 Outcome command_tree()
@@ -353,6 +356,16 @@ int run(int argc, char** argv)
       return Outcome{success_envelope("secrets rotate", result,
                                       {{"secrets lease " + o.name, "lease the new value"},
                                        {"secrets audit --tail 5", "see the rotation in the audit log"}})};
+    };
+  });
+
+  auto* config_cmd = app.add_subcommand("config", "print the effective configuration (config.json and defaults)");
+  config_cmd->callback([&] {
+    action = [] {
+      const auto paths = util::default_paths();
+      json result = json(config::to_json(config::load(paths)));
+      result["source"] = paths.config;
+      return Outcome{success_envelope("secrets config", result, {{"secrets status", "check the daemon"}})};
     };
   });
 

@@ -3,8 +3,11 @@
 #include "daemon/session.hpp"
 #include "daemon/snapshot.hpp"
 #include "daemon/state.hpp"
+#include "config/config.hpp"
+#include "killswitch/heartbeat.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
+#include "util/time.hpp"
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
@@ -133,15 +136,19 @@ void snapshot_loop(asio::steady_timer& timer, State& state)
 
 } // namespace
 
-void serve(const util::Paths& paths)
+void serve(const util::Paths& home_paths)
 {
   harden_process();
   if (sodium_init() < 0) {
     throw util::Error(util::Errc::internal, "libsodium failed to initialize");
   }
-  if (::access(paths.home.c_str(), F_OK) != 0) {
-    throw util::Error(util::Errc::io, "no store at " + paths.home, "secrets init");
+  if (::access(home_paths.home.c_str(), F_OK) != 0) {
+    throw util::Error(util::Errc::io, "no store at " + home_paths.home, "secrets init");
   }
+  // A bad config.json stops us here, naming the key (the Go daemon ignored it).
+  const config::Config cfg = config::load(home_paths);
+  util::Paths paths = home_paths;
+  paths.socket = cfg.socket_path;
   util::SystemClock clock;
   // Load the store first: permission and decryption problems stop us before
   // we touch anything (the pid file and log are created below).
@@ -156,7 +163,8 @@ void serve(const util::Paths& paths)
   if (log.torn_tail_repaired()) {
     spdlog::warn("audit.log ended in a torn line (a crash mid-write); it was truncated away");
   }
-  State state(paths, clock, io, std::move(store), log, Settings{});
+  State state(paths, clock, io, std::move(store), log,
+              Settings{cfg.default_lease_ttl, cfg.max_lease_ttl, cfg.rotation_timeout});
   log.set_on_durable([&io, &state](uint64_t seq) { asio::post(io, [&state, seq] { state.on_durable(seq); }); });
   log.set_on_error([](const std::string& message) { spdlog::error("audit log write failed: {}", message); });
 
@@ -182,6 +190,37 @@ void serve(const util::Paths& paths)
   add_audit_methods(methods);
   add_status_methods(methods);
   add_killswitch_methods(methods);
+
+  std::unique_ptr<killswitch::Heartbeat> heartbeat;
+  if (cfg.heartbeat.enabled) {
+    const auto action = cfg.heartbeat.fail_action;
+    heartbeat = std::make_unique<killswitch::Heartbeat>(
+      cfg.heartbeat.url, cfg.heartbeat.interval, cfg.heartbeat.timeout, [&io, &state, action](const std::string& why) {
+        asio::post(io, [&state, action, why] {
+          spdlog::error("heartbeat failed: {}; running fail_action", why);
+          state.audit({{"action", "heartbeat_fail"}, {"details", why}, {"success", false}});
+          state.tripped_reason = "heartbeat: " + why;
+          if (action.revoke_all || action.rotate_all || action.wipe_store) {
+            run_killswitch(state, nullptr, action.rotate_all, action.wipe_store, "heartbeat failed: ",
+                           [](json, uint64_t) {});
+          }
+        });
+      });
+    state.heartbeat_status = [hb = heartbeat.get()] {
+      const auto st = hb->status();
+      json j = {{"enabled", true},
+                {"url", st.url},
+                {"consecutive_failures", st.consecutive_failures},
+                {"tripped", st.tripped}};
+      j["last_success"] = st.last_success ? json(util::format_rfc3339_ms(*st.last_success)) : json(nullptr);
+      if (st.last_failure) {
+        j["last_failure"] = util::format_rfc3339_ms(*st.last_failure);
+        j["last_error"] = st.last_error;
+      }
+      return j;
+    };
+    state.heartbeat_reset = [hb = heartbeat.get()] { hb->reset(); };
+  }
 
   accept_loop(acceptor, state, methods);
   asio::steady_timer snapshot_timer(io);
@@ -210,6 +249,8 @@ void serve(const util::Paths& paths)
   spdlog::info("agent-secrets {} serving on {} ({} secrets, {} live leases)", AGENT_SECRETS_VERSION, paths.socket,
                state.store->size(), state.leases.size());
   io.run();
+  heartbeat.reset();
+  state.join_workers();
   ::unlink(paths.pid.c_str());
 }
 
