@@ -109,6 +109,7 @@ struct Options
   bool yes = false;
   bool verify = false;
   bool reset = false;
+  bool warnings_only = false;
   int tail = 0;
 };
 
@@ -123,7 +124,7 @@ const std::vector<std::pair<std::string, std::string>> k_commands = {
   {"remove NAME", "delete a secret and revoke its leases"},
   {"audit [--tail N] [--verify]", "show or verify the hash-chained audit log"},
   {"status [--reset]", "show the daemon's state; --reset clears a tripped heartbeat"},
-  {"health", "show stale secrets and leases about to expire"},
+  {"health [--warnings]", "show stale secrets, missing hooks and leases about to expire"},
   {"config", "print the effective configuration"},
 };
 
@@ -381,10 +382,20 @@ int run(int argc, char** argv)
     };
   });
 
-  auto* health = app.add_subcommand("health", "show stale secrets and leases about to expire");
+  auto* health = app.add_subcommand("health", "show stale secrets, missing hooks and leases about to expire");
+  health->add_flag("--warnings", o.warnings_only, "only the warnings");
   health->callback([&] {
-    action = [] {
-      return Outcome{success_envelope("secrets health", call("secrets.health"), {{"secrets status", "check the daemon"}})};
+    action = [&] {
+      json result = call("secrets.health");
+      const size_t n = result["warnings"].size();
+      result["warnings_count"] = n;
+      result["status"] = n == 0 ? std::string("healthy") : std::to_string(n) + " warning(s) detected";
+      if (o.warnings_only) {
+        result = n == 0 ? json{{"status", "healthy"}} : json{{"status", result["status"]}, {"warnings", result["warnings"]}};
+      }
+      return Outcome{success_envelope("secrets health", result,
+                                      {{"secrets add <name> --rotate-via '<command>' --force", "add a rotation hook"},
+                                       {"secrets audit --tail 20", "see recent activity"}})};
     };
   });
 

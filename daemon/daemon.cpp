@@ -173,7 +173,8 @@ void serve(const util::Paths& home_paths)
   for (const auto& l : snapshot.leases) {
     state.leases.restore(l);
   }
-  const size_t replayed = replay_audit(paths.audit, snapshot.audit_seq, state.leases);
+  state.last_leased = snapshot.last_leased;
+  const size_t replayed = replay_audit(paths.audit, snapshot.audit_seq, state.leases, state.last_leased);
   if (log.torn_tail_repaired()) {
     state.audit({{"action", "daemon_start"}, {"details", "repaired a torn last line in audit.log"}, {"success", false}});
   }

@@ -40,6 +40,7 @@ json acquire(State& s, const Request& r)
            {"created_at", util::format_rfc3339_nano(l.created_at)},
            {"expires_at", util::format_rfc3339_nano(l.expires_at)}},
           &r.peer);
+  s.last_leased[name] = l.created_at;
   s.mark_dirty();
   s.rearm_prune_timer();
   return {{"lease_id", l.id},

@@ -73,6 +73,7 @@ json remove(State& s, const Request& r)
   auto ended = s.leases.revoke_secret(name, lease::EndReason::secret_deleted);
   s.leases_ended(ended, &r.peer);
   s.store->remove(name);
+  s.last_leased.erase(name);
   s.audit({{"action", "secret_delete"},
            {"secret_name", name},
            {"details", "revoked " + std::to_string(ended.size()) + " leases"}},

@@ -8,8 +8,8 @@ namespace server {
 
 namespace {
 
-constexpr auto k_expiring_window = std::chrono::minutes{5};
-constexpr auto k_stale_after = std::chrono::hours{24 * 90};
+constexpr auto k_expiring_window = std::chrono::hours{1};
+constexpr auto k_stale_after = std::chrono::hours{24 * 30};
 
 json status(State& s, const Request&)
 {
@@ -27,6 +27,14 @@ json status(State& s, const Request&)
           {"wiped", s.wiped}};
 }
 
+json warning(const char* type, const char* severity, std::string message)
+{
+  return {{"type", type}, {"severity", severity}, {"message", std::move(message)}};
+}
+
+// The Go health report: expiring leases (under an hour), secrets with no
+// rotation hook, and stale secrets (not leased, or not rotated, for 30 days).
+// It reads the daemon's last_leased index, never the audit log.
 json health(State& s, const Request&)
 {
   const auto now = s.clock.now();
@@ -37,20 +45,37 @@ json health(State& s, const Request&)
     if (!info.last_rotated) {
       ++never_rotated;
     }
-    const auto last_change = info.last_rotated ? *info.last_rotated : info.updated_at;
-    if (now - last_change > k_stale_after) {
+    if (info.rotate_via.empty()) {
+      auto w = warning("no_rotation_hook", "info", "secret " + info.name + " has no rotation hook");
+      w["secret_name"] = info.name;
+      warnings.push_back(std::move(w));
+    }
+    const auto leased = s.last_leased.find(info.name);
+    const auto last_use = leased == s.last_leased.end() ? info.created_at : leased->second;
+    const auto last_change = info.last_rotated ? *info.last_rotated : info.created_at;
+    std::string why;
+    if (now - last_use > k_stale_after) {
+      why = leased == s.last_leased.end() ? "has never been leased" : "has not been leased";
+    } else if (now - last_change > k_stale_after) {
+      why = info.last_rotated ? "has not been rotated" : "has never been rotated";
+    }
+    if (!why.empty()) {
       ++stale;
-      warnings.push_back({{"type", "stale_secret"},
-                          {"secret_name", info.name},
-                          {"message", "secret " + info.name + " has not changed in over 90 days"},
-                          {"severity", "warning"}});
+      auto w = warning("stale_secret", "warning", "secret " + info.name + " " + why + " in 30 days");
+      w["secret_name"] = info.name;
+      warnings.push_back(std::move(w));
     }
   }
-  const size_t expiring = s.leases.count_expiring_before(now + k_expiring_window);
-  if (expiring > 0) {
-    warnings.push_back({{"type", "expiring_soon"},
-                        {"message", std::to_string(expiring) + " leases expire within 5 minutes"},
-                        {"severity", "info"}});
+  size_t expiring = 0;
+  for (const auto& l : s.leases.snapshot()) {
+    if (l.expires_at - now < k_expiring_window) {
+      ++expiring;
+      auto w = warning("expiring_soon", "info",
+                       "lease " + l.id + " on " + l.secret_name + " expires at " + util::format_rfc3339_ms(l.expires_at));
+      w["secret_name"] = l.secret_name;
+      w["lease_id"] = l.id;
+      warnings.push_back(std::move(w));
+    }
   }
   return {{"total_secrets", s.store->size()},
           {"active_leases", s.leases.size()},

@@ -61,6 +61,13 @@ LeaseSnapshot read_leases_snapshot(const std::string& path)
     list = &doc; // the Go version's format
   } else if (doc.is_object()) {
     snap.audit_seq = doc.value("audit_seq", uint64_t{0});
+    if (doc.contains("last_leased") && doc["last_leased"].is_object()) {
+      for (const auto& [name, when] : doc["last_leased"].items()) {
+        if (const auto t = when.is_string() ? util::parse_rfc3339(when.get<std::string>()) : std::nullopt) {
+          snap.last_leased[name] = *t;
+        }
+      }
+    }
     if (doc.contains("leases") && doc["leases"].is_array()) {
       list = &doc["leases"];
     }
@@ -79,7 +86,8 @@ LeaseSnapshot read_leases_snapshot(const std::string& path)
   return snap;
 }
 
-void write_leases_snapshot(const std::string& path, uint64_t audit_seq, const std::vector<lease::Lease>& leases)
+void write_leases_snapshot(const std::string& path, uint64_t audit_seq, const std::vector<lease::Lease>& leases,
+                           const LastLeased& last_leased)
 {
   json list = json::array();
   for (const auto& l : leases) {
@@ -89,11 +97,15 @@ void write_leases_snapshot(const std::string& path, uint64_t audit_seq, const st
                     {"created_at", util::format_rfc3339_nano(l.created_at)},
                     {"expires_at", util::format_rfc3339_nano(l.expires_at)}});
   }
-  const json doc = {{"version", 1}, {"audit_seq", audit_seq}, {"leases", std::move(list)}};
+  json last = json::object();
+  for (const auto& [name, when] : last_leased) {
+    last[name] = util::format_rfc3339_nano(when);
+  }
+  const json doc = {{"version", 1}, {"audit_seq", audit_seq}, {"leases", std::move(list)}, {"last_leased", std::move(last)}};
   util::write_file_atomic(path, doc.dump(2) + "\n");
 }
 
-size_t replay_audit(const std::string& audit_path, uint64_t after_seq, lease::Table& table)
+size_t replay_audit(const std::string& audit_path, uint64_t after_seq, lease::Table& table, LastLeased& last_leased)
 {
   size_t replayed = 0;
   for (const auto& entry : audit::read_after(audit_path, after_seq)) {
@@ -114,9 +126,12 @@ size_t replay_audit(const std::string& audit_path, uint64_t after_seq, lease::Ta
       }
       l.created_at = *created;
       l.expires_at = *expires;
+      last_leased[l.secret_name] = *created;
       table.restore(std::move(l));
     } else if ((action == "lease_revoke" || action == "lease_expire" || action == "lease_end") && !id.empty()) {
       table.forget(id, action == "lease_expire" ? lease::EndReason::expired : lease::EndReason::revoked);
+    } else if (action == "secret_delete") {
+      last_leased.erase(entry.value("secret_name", ""));
     } else if (action == "killswitch") {
       table.revoke_all();
     } else {

@@ -8,22 +8,29 @@
 #include "lease/table.hpp"
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
 namespace server {
 
+// When each secret was last leased: the index `secrets health` reads, so it
+// never scans the audit log.
+using LastLeased = std::map<std::string, util::TimePoint>;
+
 struct LeaseSnapshot
 {
   uint64_t audit_seq = 0;
   std::vector<lease::Lease> leases;
+  LastLeased last_leased;
 };
 
 // Throws util::Error naming the file and the fix when it cannot be parsed.
 LeaseSnapshot read_leases_snapshot(const std::string& path);
-void write_leases_snapshot(const std::string& path, uint64_t audit_seq, const std::vector<lease::Lease>& leases);
+void write_leases_snapshot(const std::string& path, uint64_t audit_seq, const std::vector<lease::Lease>& leases,
+                           const LastLeased& last_leased);
 
 // Applies the audit lines after snapshot.audit_seq to `table`; returns how many were replayed.
-size_t replay_audit(const std::string& audit_path, uint64_t after_seq, lease::Table& table);
+size_t replay_audit(const std::string& audit_path, uint64_t after_seq, lease::Table& table, LastLeased& last_leased);
 
 } // namespace server

@@ -143,7 +143,7 @@ void State::write_snapshot()
 {
   const uint64_t seq = log.last_seq();
   log.wait_durable(seq);
-  write_leases_snapshot(paths.leases, seq, leases.snapshot());
+  write_leases_snapshot(paths.leases, seq, leases.snapshot(), last_leased);
   m_snapshot_dirty = false;
 }
 

@@ -63,6 +63,7 @@ public:
   lease::Table leases;
   Settings settings;
   util::TimePoint started_at;
+  std::map<std::string, util::TimePoint> last_leased; // health's index, kept in leases.json
 
   // Appends an audit line with the peer; the reply of the request being
   // handled waits until it is durable.
