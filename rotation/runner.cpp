@@ -201,24 +201,24 @@ private:
   bool m_reaped = false;
 };
 
-class SpawnAttributes
+// posix_spawn's two attribute objects, destroyed on every path.
+struct SpawnAttributes
 {
-public:
   SpawnAttributes()
   {
-    posix_spawnattr_init(&m_attr);
-    posix_spawn_file_actions_init(&m_actions);
+    posix_spawnattr_init(&attr);
+    posix_spawn_file_actions_init(&actions);
   }
   ~SpawnAttributes()
   {
-    posix_spawn_file_actions_destroy(&m_actions);
-    posix_spawnattr_destroy(&m_attr);
+    posix_spawn_file_actions_destroy(&actions);
+    posix_spawnattr_destroy(&attr);
   }
   SpawnAttributes(const SpawnAttributes&) = delete;
   SpawnAttributes& operator=(const SpawnAttributes&) = delete;
 
-  posix_spawnattr_t m_attr;
-  posix_spawn_file_actions_t m_actions;
+  posix_spawnattr_t attr;
+  posix_spawn_file_actions_t actions;
 };
 
 std::string describe_wait_status(int exit_code, int signo)
@@ -325,22 +325,22 @@ HookResult run_hook(const std::string& command,
       sigfillset(&all);
       sigemptyset(&none);
       int rc = posix_spawnattr_setflags(
-        &spawn.m_attr,
+        &spawn.attr,
         static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
-      rc = rc != 0 ? rc : posix_spawnattr_setpgroup(&spawn.m_attr, 0);
-      rc = rc != 0 ? rc : posix_spawnattr_setsigmask(&spawn.m_attr, &none);
-      rc = rc != 0 ? rc : posix_spawnattr_setsigdefault(&spawn.m_attr, &all);
-      rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&spawn.m_actions, in.read_end.get(), 0);
-      rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&spawn.m_actions, out.write_end.get(), 1);
-      rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&spawn.m_actions, err.write_end.get(), 2);
+      rc = rc != 0 ? rc : posix_spawnattr_setpgroup(&spawn.attr, 0);
+      rc = rc != 0 ? rc : posix_spawnattr_setsigmask(&spawn.attr, &none);
+      rc = rc != 0 ? rc : posix_spawnattr_setsigdefault(&spawn.attr, &all);
+      rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&spawn.actions, in.read_end.get(), 0);
+      rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&spawn.actions, out.write_end.get(), 1);
+      rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&spawn.actions, err.write_end.get(), 2);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
       // Defence in depth for daemon fds opened without O_CLOEXEC.
-      rc = rc != 0 ? rc : posix_spawn_file_actions_addclosefrom_np(&spawn.m_actions, 3);
+      rc = rc != 0 ? rc : posix_spawn_file_actions_addclosefrom_np(&spawn.actions, 3);
 #endif
       if (rc != 0) {
         util::throw_errno("failed to prepare posix_spawn", rc);
       }
-      rc = ::posix_spawn(&pid, sh.c_str(), &spawn.m_actions, &spawn.m_attr, argv, envp.data());
+      rc = ::posix_spawn(&pid, sh.c_str(), &spawn.actions, &spawn.attr, argv, envp.data());
       if (rc != 0) {
         util::throw_errno("failed to spawn " + sh, rc);
       }
