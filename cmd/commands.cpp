@@ -1,6 +1,6 @@
 #include "cmd/commands.hpp"
 
-#include "cmd/envelope.hpp"
+#include "cmd/command.hpp"
 #include "config/config.hpp"
 #include "daemon/daemon.hpp"
 #include "rpc/client.hpp"
@@ -20,22 +20,19 @@
 
 namespace cmd {
 
-namespace {
-
-// A command's outcome: the envelope is printed by run(); a raw lease prints
-// its value itself and returns no envelope.
-struct Outcome
+std::string socket_path()
 {
-  Envelope envelope;
-  int exit = exit_code::ok;
-};
+  return config::load(util::default_paths()).socket_path;
+}
 
-json call(const std::string& method, const json& params = json::object())
+json call(const std::string& method, const json& params)
 {
-  // The socket comes from config.json (or AGENT_SECRETS_SOCKET), as the daemon's does.
-  rpc::Client client(config::load(util::default_paths()).socket_path);
+  rpc::Client client(socket_path());
   return client.call(method, params);
 }
+
+namespace {
+
 
 // Reads the whole of stdin (multi-line values survive, byte-exact), or
 // prompts without echo on a terminal.
@@ -282,7 +279,7 @@ int run(int argc, char** argv)
   CLI::App app{"agent-secrets: time-bounded leases on age-encrypted secrets", "secrets"};
   app.set_version_flag("--version", AGENT_SECRETS_VERSION);
   Options o;
-  std::function<Outcome()> action;
+  CommandAction action;
   std::string command = "secrets";
 
   auto* init = app.add_subcommand("init", "create the identity and the encrypted store");
@@ -398,6 +395,9 @@ int run(int argc, char** argv)
                                        {"secrets audit --tail 20", "see recent activity"}})};
     };
   });
+
+  add_exec_command(app, action);
+  add_env_commands(app, action);
 
   try {
     app.parse(argc, argv);

@@ -150,10 +150,11 @@ void serve(const util::Paths& home_paths)
   util::Paths paths = home_paths;
   paths.socket = cfg.socket_path;
   util::SystemClock clock;
-  // Load the store first: permission and decryption problems stop us before
-  // we touch anything (the pid file and log are created below).
-  auto store = store::Store::open(paths, clock);
+  // A running daemon is reported as such, whatever state the store is in.
   auto pid_lock = lock_pid_file(paths);
+  // Then the store: permission and decryption problems stop us before the
+  // socket, the log or the audit log are touched.
+  auto store = store::Store::open(paths, clock);
   setup_logging(paths);
 
   asio::io_context io;
@@ -174,6 +175,7 @@ void serve(const util::Paths& home_paths)
     state.leases.restore(l);
   }
   state.last_leased = snapshot.last_leased;
+  state.files = snapshot.files;
   const size_t replayed = replay_audit(paths.audit, snapshot.audit_seq, state.leases, state.last_leased);
   if (log.torn_tail_repaired()) {
     state.audit({{"action", "daemon_start"}, {"details", "repaired a torn last line in audit.log"}, {"success", false}});
@@ -182,6 +184,14 @@ void serve(const util::Paths& home_paths)
                {"details", "pid " + std::to_string(::getpid()) + ", restored " + std::to_string(state.leases.size())
                              + " leases (" + std::to_string(replayed) + " replayed from audit.log)"}});
   state.leases_ended(state.leases.expire_due(clock.now()), nullptr);
+  // Env files whose leases ended while we were down.
+  std::vector<std::string> registered;
+  for (const auto& [path, ids] : state.files) {
+    registered.push_back(path);
+  }
+  for (const auto& path : registered) {
+    state.remove_file_if_done(path, nullptr);
+  }
   state.write_snapshot();
   state.rearm_prune_timer();
 

@@ -31,7 +31,10 @@ void rotate(State& s, const Request& r, Responder respond)
     respond([&s, o = std::move(o)]() -> json {
       s.request_seq = std::max(s.request_seq, o.audit_seq);
       if (!o.success) {
-        throw util::Error(util::Errc::rotation_failed, o.error + (o.output.empty() ? "" : ": " + o.output),
+        if (o.code == util::Errc::secret_not_found) {
+          throw util::Error(o.code, o.error, "secrets list");
+        }
+        throw util::Error(o.code, o.error + (o.output.empty() ? "" : ": " + o.output),
                           "secrets add " + o.name + " --rotate-via '<command>' --force");
       }
       json j = outcome_json(o);
@@ -143,6 +146,8 @@ void revoke_all(State& s, const Request& r, Responder respond)
   const bool rotate_all = optional_bool(r.params, "rotate");
   const bool wipe = optional_bool(r.params, "wipe");
   if (s.killswitch_running) {
+    s.audit({{"action", "denied"}, {"details", "secrets.revokeAll: a killswitch is already running"}, {"success", false}},
+            &r.peer);
     respond([] () -> json {
       throw util::Error(util::Errc::killswitch_tripped, "a killswitch is already running", "secrets status");
     });
@@ -172,8 +177,9 @@ json reset(State& s, const Request& r)
 
 void add_killswitch_methods(MethodTable& table)
 {
-  table.emplace("secrets.rotate", Method{nullptr, "secret_rotate", rotate});
-  table.emplace("secrets.revokeAll", Method{nullptr, "killswitch", revoke_all});
+  // Both audit their own outcome (State::rotate, the killswitch line), once.
+  table.emplace("secrets.rotate", Method{nullptr, nullptr, rotate});
+  table.emplace("secrets.revokeAll", Method{nullptr, nullptr, revoke_all});
   table.emplace("secrets.resetKillswitch", Method{reset, nullptr});
 }
 

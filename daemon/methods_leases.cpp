@@ -98,10 +98,41 @@ json watch(State& s, const Request& r)
   return {{"success", true}, {"watching", std::move(watching)}};
 }
 
+// secrets env: the daemon deletes `path` when all of `lease_ids` have ended.
+json register_file(State& s, const Request& r)
+{
+  const std::string path = required_string(r.params, "path");
+  if (path.front() != '/') {
+    throw util::Error(util::Errc::invalid_params, "invalid params: path must be absolute");
+  }
+  const auto it = r.params.find("lease_ids");
+  if (it == r.params.end() || !it->is_array() || it->empty()) {
+    throw util::Error(util::Errc::invalid_params, "invalid params: field lease_ids must be a non-empty array of strings");
+  }
+  std::set<std::string> ids;
+  for (const auto& id : *it) {
+    if (!id.is_string()) {
+      throw util::Error(util::Errc::invalid_params, "invalid params: field lease_ids must hold strings");
+    }
+    if (!s.leases.find(id.get<std::string>())) {
+      throw util::Error(util::Errc::lease_ended, "lease " + id.get<std::string>() + " is not live",
+                        "secrets env --force");
+    }
+    ids.insert(id.get<std::string>());
+  }
+  s.files[path] = ids;
+  s.mark_dirty();
+  s.audit({{"action", "env_file_registered"},
+           {"details", path + " (" + std::to_string(ids.size()) + " leases)"}},
+          &r.peer);
+  return {{"success", true}, {"path", path}, {"lease_ids", ids}};
+}
+
 } // namespace
 
 void add_lease_methods(MethodTable& table)
 {
+  table.emplace("secrets.registerFile", Method{register_file, "env_file_registered"});
   table.emplace("secrets.lease", Method{acquire, "lease_acquire"});
   table.emplace("secrets.revoke", Method{revoke, "lease_revoke"});
   table.emplace("secrets.leases", Method{list_leases, nullptr});

@@ -172,7 +172,19 @@ json Session::dispatch(const json& request)
       slot->ready = true;
       self->flush();
     };
-    method->second.async_handler(m_state, Request{params, m_peer, shared_from_this()}, std::move(respond));
+    // Bad params throw before any work starts: answer them in the slot.
+    bool threw = true;
+    json early = guarded(id, method->second, params, [&] {
+      method->second.async_handler(m_state, Request{params, m_peer, shared_from_this()}, respond);
+      threw = false;
+      return json();
+    });
+    if (threw) {
+      slot->data = early.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+      slot->seq = m_state.request_seq;
+      slot->ready = true;
+      flush();
+    }
     return nullptr;
   }
   return guarded(id, method->second, params, [&] {

@@ -61,6 +61,15 @@ LeaseSnapshot read_leases_snapshot(const std::string& path)
     list = &doc; // the Go version's format
   } else if (doc.is_object()) {
     snap.audit_seq = doc.value("audit_seq", uint64_t{0});
+    if (doc.contains("files") && doc["files"].is_object()) {
+      for (const auto& [file, ids] : doc["files"].items()) {
+        for (const auto& id : ids) {
+          if (id.is_string()) {
+            snap.files[file].insert(id.get<std::string>());
+          }
+        }
+      }
+    }
     if (doc.contains("last_leased") && doc["last_leased"].is_object()) {
       for (const auto& [name, when] : doc["last_leased"].items()) {
         if (const auto t = when.is_string() ? util::parse_rfc3339(when.get<std::string>()) : std::nullopt) {
@@ -87,7 +96,7 @@ LeaseSnapshot read_leases_snapshot(const std::string& path)
 }
 
 void write_leases_snapshot(const std::string& path, uint64_t audit_seq, const std::vector<lease::Lease>& leases,
-                           const LastLeased& last_leased)
+                           const LastLeased& last_leased, const RegisteredFiles& files)
 {
   json list = json::array();
   for (const auto& l : leases) {
@@ -101,7 +110,15 @@ void write_leases_snapshot(const std::string& path, uint64_t audit_seq, const st
   for (const auto& [name, when] : last_leased) {
     last[name] = util::format_rfc3339_nano(when);
   }
-  const json doc = {{"version", 1}, {"audit_seq", audit_seq}, {"leases", std::move(list)}, {"last_leased", std::move(last)}};
+  json registered = json::object();
+  for (const auto& [file, ids] : files) {
+    registered[file] = ids;
+  }
+  const json doc = {{"version", 1},
+                    {"audit_seq", audit_seq},
+                    {"leases", std::move(list)},
+                    {"last_leased", std::move(last)},
+                    {"files", std::move(registered)}};
   util::write_file_atomic(path, doc.dump(2) + "\n");
 }
 

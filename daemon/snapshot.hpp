@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,18 +18,21 @@ namespace server {
 // When each secret was last leased: the index `secrets health` reads, so it
 // never scans the audit log.
 using LastLeased = std::map<std::string, util::TimePoint>;
+// .env files written by `secrets env`: path -> the leases that keep it alive.
+using RegisteredFiles = std::map<std::string, std::set<std::string>>;
 
 struct LeaseSnapshot
 {
   uint64_t audit_seq = 0;
   std::vector<lease::Lease> leases;
   LastLeased last_leased;
+  RegisteredFiles files;
 };
 
 // Throws util::Error naming the file and the fix when it cannot be parsed.
 LeaseSnapshot read_leases_snapshot(const std::string& path);
 void write_leases_snapshot(const std::string& path, uint64_t audit_seq, const std::vector<lease::Lease>& leases,
-                           const LastLeased& last_leased);
+                           const LastLeased& last_leased, const RegisteredFiles& files);
 
 // Applies the audit lines after snapshot.audit_seq to `table`; returns how many were replayed.
 size_t replay_audit(const std::string& audit_path, uint64_t after_seq, lease::Table& table, LastLeased& last_leased);

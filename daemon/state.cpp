@@ -4,12 +4,17 @@
 #include "daemon/snapshot.hpp"
 #include "rotation/runner.hpp"
 #include "util/error.hpp"
+#include "util/file.hpp"
 #include "util/time.hpp"
 
 #include <sodium.h>
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <string.h> // explicit_bzero
 
 namespace server {
@@ -85,10 +90,63 @@ void State::leases_ended(const std::vector<lease::Ended>& ended, const Peer* pee
     }
     m_watchers.erase(first, last);
   }
+  if (!files.empty()) {
+    std::vector<std::string> done;
+    for (const auto& [path, ids] : files) {
+      for (const auto& e : ended) {
+        if (ids.count(e.lease.id) != 0) {
+          done.push_back(path);
+          break;
+        }
+      }
+    }
+    for (const auto& path : done) {
+      remove_file_if_done(path, peer);
+    }
+  }
   if (!ended.empty()) {
     mark_dirty();
     rearm_prune_timer();
   }
+}
+
+bool State::remove_file_if_done(const std::string& path, const Peer* peer)
+{
+  const auto it = files.find(path);
+  if (it == files.end()) {
+    return false;
+  }
+  for (const auto& id : it->second) {
+    if (leases.find(id)) {
+      return false;
+    }
+  }
+  files.erase(it);
+  mark_dirty();
+  // Only a file `secrets env` wrote: a regular file of ours starting with its header.
+  std::string details;
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0) {
+    details = "already gone";
+  } else if (!S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
+    details = "left alone: not a regular file of ours";
+  } else {
+    std::string head;
+    if (auto text = util::read_file_if_exists(path)) {
+      head = text->substr(0, text->find('\n'));
+      explicit_bzero(text->data(), text->size());
+    }
+    if (!head.starts_with(rpc::k_env_file_header)) {
+      details = "left alone: not written by secrets env";
+    } else if (::unlink(path.c_str()) == 0) {
+      details = "deleted: its leases ended";
+    } else {
+      details = std::string("failed to delete: ") + std::strerror(errno);
+    }
+  }
+  audit({{"action", "env_file_removed"}, {"details", path + ": " + details}, {"success", details.starts_with("deleted")}},
+        peer);
+  return true;
 }
 
 void State::watch(const std::string& lease_id, const std::shared_ptr<Session>& session)
@@ -143,7 +201,7 @@ void State::write_snapshot()
 {
   const uint64_t seq = log.last_seq();
   log.wait_durable(seq);
-  write_leases_snapshot(paths.leases, seq, leases.snapshot(), last_leased);
+  write_leases_snapshot(paths.leases, seq, leases.snapshot(), last_leased, files);
   m_snapshot_dirty = false;
 }
 
@@ -239,6 +297,7 @@ void State::rotate(const std::string& name, const Peer* peer, std::function<void
   const auto* secret = store->find(name);
   if (wiped || !secret) {
     failed.error = "secret " + name + " not found";
+    failed.code = util::Errc::secret_not_found;
   } else if (secret->info.rotate_via.empty()) {
     failed.error = "secret " + name + " has no rotation hook";
   } else if (m_rotating.count(name) != 0) {

@@ -4,6 +4,7 @@
 // thread-safe and fsyncs on its own writer thread.
 
 #include "audit/log.hpp"
+#include "util/error.hpp"
 #include "lease/table.hpp"
 #include "rpc/asio.hpp"
 #include "rpc/protocol.hpp"
@@ -45,6 +46,7 @@ struct RotationOutcome
   bool changed = false;
   std::string output; // the hook's stderr, truncated; never its stdout
   std::string error;
+  util::Errc code = util::Errc::rotation_failed; // secret_not_found for a missing secret
   util::TimePoint executed_at;
   uint64_t audit_seq = 0;
 };
@@ -64,6 +66,7 @@ public:
   Settings settings;
   util::TimePoint started_at;
   std::map<std::string, util::TimePoint> last_leased; // health's index, kept in leases.json
+  std::map<std::string, std::set<std::string>> files;  // secrets env: path -> live leases, kept in leases.json
 
   // Appends an audit line with the peer; the reply of the request being
   // handled waits until it is durable.
@@ -75,6 +78,8 @@ public:
   // Re-arms the pruning timer at the earliest lease deadline.
   void rearm_prune_timer();
   void watch(const std::string& lease_id, const std::shared_ptr<Session>& session);
+  // Deletes a registered env file once none of its leases is live; returns whether it did.
+  bool remove_file_if_done(const std::string& path, const Peer* peer);
   // A session with replies waiting for their audit lines; on_durable (io
   // thread) releases them.
   void wait_for_durable(const std::shared_ptr<Session>& session);

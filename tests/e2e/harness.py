@@ -451,6 +451,18 @@ class Home:
             return c.call(method, params, timeout=timeout)
 
     # files
+    def write_config(self, config, mode=0o600):
+        """Writes config.json (a dict is dumped as JSON, a str/bytes is written as is)."""
+        if isinstance(config, dict):
+            config = json.dumps(config, indent=2)
+        if isinstance(config, str):
+            config = config.encode()
+        path = self.file("config.json")
+        with open(path, "wb") as f:
+            f.write(config)
+        os.chmod(path, mode)
+        return path
+
     def read(self, name):
         with open(self.file(name), "rb") as f:
             return f.read()
