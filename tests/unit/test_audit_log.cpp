@@ -5,6 +5,8 @@
 
 #include <doctest/doctest.h>
 
+#include "temp_dir.hpp"
+
 #include <csignal>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -21,30 +23,7 @@ namespace {
 
 using nlohmann::ordered_json;
 
-class TempDir
-{
-public:
-  TempDir()
-  {
-    char tmpl[] = "/tmp/audit-test-XXXXXX";
-    if (!::mkdtemp(tmpl)) {
-      util::throw_errno("mkdtemp");
-    }
-    m_path = tmpl;
-  }
-  ~TempDir()
-  {
-    std::error_code ec;
-    std::filesystem::remove_all(m_path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  std::string file(const std::string& name) const { return m_path + "/" + name; }
-
-private:
-  std::string m_path;
-};
+using testutil::TempDir;
 
 std::vector<std::string> read_lines(const std::string& path)
 {

@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include "temp_dir.hpp"
+
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -36,30 +38,7 @@ std::string error_of(std::string_view text)
   return {};
 }
 
-class TempDir
-{
-public:
-  TempDir()
-  {
-    char tmpl[] = "/tmp/config-test-XXXXXX";
-    if (!::mkdtemp(tmpl)) {
-      util::throw_errno("mkdtemp");
-    }
-    m_path = tmpl;
-  }
-  ~TempDir()
-  {
-    std::error_code ec;
-    std::filesystem::remove_all(m_path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  const std::string& path() const { return m_path; }
-
-private:
-  std::string m_path;
-};
+using testutil::TempDir;
 
 // Sets or clears an environment variable for one scope.
 class ScopedEnv
