@@ -123,6 +123,12 @@ const std::vector<std::pair<std::string, std::string>> k_commands = {
   {"status [--reset]", "show the daemon's state; --reset clears a tripped heartbeat"},
   {"health [--warnings]", "show stale secrets, missing hooks and leases about to expire"},
   {"config", "print the effective configuration"},
+  {"exec [--ttl D] [--client-id ID] [--no-masking] [--file F] [--secret NAME[=VAR]]... -- CMD ARGS...",
+   "run a command with leased secrets in its environment; its output is masked; stops it when a lease ends"},
+  {"env [--force] [--ttl D] [--output PATH] [--file F] [--secret NAME[=VAR]]...",
+   "lease the project's secrets into a 0600 .env that the daemon deletes when the leases end"},
+  {"cleanup [--dry-run] [--path DIR]", "remove env files written by secrets env whose leases have ended"},
+  {"import FILE.env [--prefix P] [--dry-run] [--force] [--keep-case]", "add every KEY=value of a .env to the store"},
 };
 
 Outcome command_tree()

@@ -1,10 +1,492 @@
-// secrets env, cleanup, import (issue 4): being written.
+// secrets env, cleanup, import (issue 4).
 #include "cmd/command.hpp"
+#include "cmd/dotenv.hpp"
+#include "cmd/project.hpp"
+#include "rpc/protocol.hpp"
+#include "util/error.hpp"
+#include "util/file.hpp"
+
+#include <fcntl.h>
+#include <string.h> // explicit_bzero
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
 
 namespace cmd {
 
-void add_env_commands(CLI::App&, CommandAction&)
+namespace {
+
+namespace fs = std::filesystem;
+
+struct EnvOptions
 {
+  bool force = false;
+  std::string ttl;
+  std::string output = ".env";
+  std::string file;
+  std::vector<std::string> secrets;
+  std::string client_id;
+};
+
+struct CleanupOptions
+{
+  bool dry_run = false;
+  std::string path = ".";
+};
+
+struct ImportOptions
+{
+  std::string file;
+  std::string prefix;
+  bool dry_run = false;
+  bool force = false;
+  bool keep_case = false;
+};
+
+void wipe(std::string& s)
+{
+  explicit_bzero(s.data(), s.size());
+  s.clear();
+}
+
+struct Taken
+{
+  std::string lease_id;
+  std::string secret_name;
+  std::string env_var;
+  std::string expires_at;
+  std::string value;
+};
+
+void revoke_quietly(const std::vector<Taken>& taken)
+{
+  for (const auto& t : taken) {
+    try {
+      call("secrets.revoke", {{"lease_id", t.lease_id}});
+    } catch (...) {
+      // best effort: the lease still ends at its TTL
+    }
+  }
+}
+
+// The lease ids a `secrets env` file names, if its first line is the header.
+std::optional<std::vector<std::string>> env_file_leases(const std::string& path)
+{
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
+    return std::nullopt;
+  }
+  const std::string header = rpc::k_env_file_header;
+  {
+    util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+    if (!fd) {
+      return std::nullopt;
+    }
+    std::string head(header.size(), '\0');
+    const ssize_t n = ::read(fd.get(), head.data(), head.size());
+    if (n != static_cast<ssize_t>(header.size()) || head != header) {
+      return std::nullopt;
+    }
+  }
+  std::string text;
+  try {
+    text = util::read_file(path);
+  } catch (const util::Error&) {
+    return std::nullopt; // unreadable: not ours to judge
+  }
+  std::vector<std::string> ids;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos) {
+      end = text.size();
+    }
+    const std::string_view line(text.data() + pos, end - pos);
+    if (line.starts_with("# lease ")) {
+      const auto rest = line.substr(8);
+      ids.emplace_back(rest.substr(0, rest.find(' ')));
+    } else if (!line.starts_with("#")) {
+      break; // the header block is over: values follow
+    }
+    pos = end + 1;
+  }
+  wipe(text);
+  return ids;
+}
+
+// Creates `path` with mode 0600 and `content`: a temp file in the same
+// directory (O_CREAT|O_EXCL, 0600 from the start), fsync, then rename (with
+// --force) or link (without, so that an existing file is never replaced,
+// even one created since we looked).
+void write_private_file(const std::string& path, const std::string& content, bool force)
+{
+  const std::string dir = util::dirname_of(path);
+  std::random_device rd;
+  std::string tmp;
+  util::UniqueFd fd;
+  for (int attempt = 0; attempt < 16 && !fd; ++attempt) {
+    char suffix[24];
+    std::snprintf(suffix, sizeof(suffix), ".tmp.%08x", rd());
+    tmp = path + suffix;
+    fd.reset(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
+    if (!fd && errno != EEXIST) {
+      util::throw_errno("failed to create " + tmp);
+    }
+  }
+  if (!fd) {
+    util::throw_errno("failed to create a temp file for " + path);
+  }
+  try {
+    if (::fchmod(fd.get(), 0600) != 0) {
+      util::throw_errno("failed to chmod " + tmp);
+    }
+    util::write_all(fd.get(), content, tmp);
+    if (::fsync(fd.get()) != 0) {
+      util::throw_errno("failed to fsync " + tmp);
+    }
+    fd.reset();
+    if (force) {
+      if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        util::throw_errno("failed to rename " + tmp + " to " + path);
+      }
+    } else {
+      if (::link(tmp.c_str(), path.c_str()) != 0) {
+        if (errno == EEXIST) {
+          throw util::Error(util::Errc::already_exists, path + " already exists", "secrets env --force");
+        }
+        util::throw_errno("failed to create " + path);
+      }
+      ::unlink(tmp.c_str());
+    }
+  } catch (...) {
+    fd.reset();
+    ::unlink(tmp.c_str());
+    throw;
+  }
+  util::fsync_dir(dir);
+}
+
+std::string absolute_path(const std::string& path)
+{
+  std::string out = fs::absolute(fs::path(path)).lexically_normal().string();
+  while (out.size() > 1 && out.back() == '/') {
+    out.pop_back(); // "./" -> "/cwd", not "/cwd/"
+  }
+  return out;
+}
+
+Outcome do_env(const EnvOptions& o)
+{
+  const std::string path = absolute_path(o.output);
+  struct stat st{};
+  std::vector<std::string> previous;
+  if (::lstat(path.c_str(), &st) == 0) {
+    if (!o.force) {
+      return {error_envelope("secrets env", path + " already exists; not overwriting it", "already_exists",
+                             "secrets env --force  # or: secrets env --output OTHER_PATH"),
+              exit_code::error};
+    }
+    if (auto ids = env_file_leases(path)) {
+      previous = std::move(*ids);
+    }
+  }
+  const std::string dir = util::dirname_of(path);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return {error_envelope("secrets env", dir + ": no such directory for " + path, "invalid_params",
+                           "mkdir -p " + dir),
+            exit_code::usage};
+  }
+  const Project project = load_project(o.file, o.secrets);
+  const std::string client_id = !o.client_id.empty()           ? o.client_id
+                                : !project.client_id.empty() ? project.client_id
+                                                               : std::string("secrets env");
+  std::vector<Taken> taken;
+  std::string content;
+  try {
+    for (const auto& ref : project.secrets) {
+      // --ttl on the command line wins over a per-secret ttl in .secrets.json.
+      const std::string ttl = !o.ttl.empty() ? o.ttl : ref.ttl;
+      json result = call("secrets.lease", {{"secret_name", ref.name}, {"client_id", client_id}, {"ttl", ttl}});
+      taken.push_back({result.value("lease_id", ""), ref.name, ref.env_var, result.value("expires_at", ""), ""});
+      taken.back().value = result["value"].get<std::string>();
+      wipe(result["value"].get_ref<std::string&>());
+      if (taken.back().value.find('\0') != std::string::npos) {
+        throw util::Error(util::Errc::invalid_params,
+                          "secret " + ref.name + " holds a NUL byte, which an environment variable cannot",
+                          "secrets exec --secret " + ref.name + " -- CMD  # or store it base64-encoded");
+      }
+    }
+    content = std::string(rpc::k_env_file_header) + "\n";
+    for (const auto& t : taken) {
+      content += "# lease " + t.lease_id + " " + t.secret_name + " expires " + t.expires_at + "\n";
+    }
+    for (const auto& t : taken) {
+      content += t.env_var + "=" + quote_env_value(t.value) + "\n";
+    }
+    for (auto& t : taken) {
+      wipe(t.value);
+    }
+    write_private_file(path, content, o.force);
+    wipe(content);
+  } catch (...) {
+    for (auto& t : taken) {
+      wipe(t.value);
+    }
+    wipe(content);
+    revoke_quietly(taken);
+    throw;
+  }
+  json ids = json::array();
+  json leases = json::array();
+  for (const auto& t : taken) {
+    ids.push_back(t.lease_id);
+    leases.push_back(
+      {{"lease_id", t.lease_id}, {"secret_name", t.secret_name}, {"env_var", t.env_var}, {"expires_at", t.expires_at}});
+  }
+  try {
+    call("secrets.registerFile", {{"path", path}, {"lease_ids", ids}});
+  } catch (...) {
+    // A file the daemon would not delete must not outlive this command.
+    ::unlink(path.c_str());
+    revoke_quietly(taken);
+    throw;
+  }
+  // The file we replaced held leases nobody reads any more.
+  std::set<std::string> fresh(ids.begin(), ids.end());
+  json revoked = json::array();
+  for (const auto& id : previous) {
+    if (fresh.count(id) == 0) {
+      try {
+        call("secrets.revoke", {{"lease_id", id}});
+        revoked.push_back(id);
+      } catch (...) {
+        // already ended
+      }
+    }
+  }
+  json result = {{"path", path}, {"source", project.source}, {"leases", std::move(leases)}};
+  if (!revoked.empty()) {
+    result["revoked_previous"] = std::move(revoked);
+  }
+  return {success_envelope("secrets env", std::move(result),
+                           {{"set -a; . " + path + "; set +a", "load the variables into a shell"},
+                            {"secrets cleanup --path " + util::dirname_of(path), "remove env files whose leases ended"},
+                            {"secrets revoke --all", "KILLSWITCH: revoke every lease (deletes the file)"}})};
+}
+
+// Looks at every regular file directly in the directory (not recursive): a
+// file is ours only if its first line is the header, whatever its name.
+Outcome do_cleanup(const CleanupOptions& o)
+{
+  const std::string dir = absolute_path(o.path);
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return {error_envelope("secrets cleanup", dir + ": not a directory", "invalid_params",
+                           "secrets cleanup --path DIR"),
+            exit_code::usage};
+  }
+  std::vector<std::pair<std::string, std::vector<std::string>>> found;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string p = entry.path().string();
+    if (auto ids = env_file_leases(p)) {
+      found.emplace_back(p, std::move(*ids));
+    }
+  }
+  if (ec) {
+    return {error_envelope("secrets cleanup", "failed to list " + dir + ": " + ec.message(), "io_error",
+                           "ls -ld " + dir),
+            exit_code::error};
+  }
+  std::sort(found.begin(), found.end());
+  std::set<std::string> live;
+  if (!found.empty()) {
+    const json result = call("secrets.leases");
+    for (const auto& l : result.value("leases", json::array())) {
+      live.insert(l.value("lease_id", ""));
+    }
+  }
+  json removed = json::array();
+  json kept = json::array();
+  for (const auto& [p, ids] : found) {
+    json live_ids = json::array();
+    for (const auto& id : ids) {
+      if (live.count(id) != 0) {
+        live_ids.push_back(id);
+      }
+    }
+    if (ids.empty() || !live_ids.empty()) {
+      kept.push_back({{"path", p},
+                      {"reason", ids.empty() ? "names no lease" : "has live leases"},
+                      {"live_leases", std::move(live_ids)}});
+      continue;
+    }
+    if (!o.dry_run && ::unlink(p.c_str()) != 0 && errno != ENOENT) {
+      util::throw_errno("failed to remove " + p);
+    }
+    removed.push_back(p);
+  }
+  json result = {{"directory", dir}, {"dry_run", o.dry_run}, {o.dry_run ? "would_remove" : "removed", removed},
+                 {"kept", std::move(kept)}};
+  std::vector<Action> next;
+  if (o.dry_run && !removed.empty()) {
+    next.push_back({"secrets cleanup --path " + dir, "remove them"});
+  }
+  next.push_back({"secrets env", "write a fresh .env"});
+  return {success_envelope("secrets cleanup", std::move(result), next)};
+}
+
+std::string lowercase(std::string s)
+{
+  for (auto& c : s) {
+    if (c >= 'A' && c <= 'Z') {
+      c = static_cast<char>(c - 'A' + 'a');
+    }
+  }
+  return s;
+}
+
+bool valid_utf8(const std::string& s)
+{
+  try {
+    std::string probe = json(s).dump();
+    wipe(probe);
+    return true;
+  } catch (const json::type_error&) {
+    return false;
+  }
+}
+
+Outcome do_import(const ImportOptions& o)
+{
+  auto text = util::read_file_if_exists(o.file);
+  if (!text) {
+    return {error_envelope("secrets import", o.file + ": no such file", "not_found", "ls " + o.file),
+            exit_code::not_found};
+  }
+  std::vector<DotenvEntry> entries;
+  try {
+    entries = parse_dotenv(*text);
+    wipe(*text);
+  } catch (const util::Error& e) {
+    wipe(*text);
+    return {error_envelope("secrets import", o.file + " " + e.what(), "invalid_params",
+                           "fix the line in " + o.file + " and run secrets import " + o.file + " again"),
+            exit_code::error};
+  }
+  // The last definition of a key wins, as with `set -a; . FILE`.
+  std::map<std::string, size_t> last;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    last[entries[i].key] = i;
+  }
+  std::set<std::string> existing;
+  if (o.dry_run) {
+    const json result = call("secrets.list");
+    for (const auto& s : result.value("secrets", json::array())) {
+      existing.insert(s.value("name", ""));
+    }
+  }
+  json imported = json::array();
+  json skipped = json::array();
+  for (size_t i = 0; i < entries.size(); ++i) {
+    auto& e = entries[i];
+    const std::string name = o.prefix + (o.keep_case ? e.key : lowercase(e.key));
+    json info = {{"key", e.key}, {"name", name}, {"line", e.line}};
+    auto skip = [&](const std::string& reason) {
+      info["reason"] = reason;
+      skipped.push_back(info);
+      wipe(e.value);
+    };
+    if (last[e.key] != i) {
+      skip("overridden by line " + std::to_string(entries[last[e.key]].line));
+      continue;
+    }
+    if (e.value.empty()) {
+      skip("empty value");
+      continue;
+    }
+    if (!valid_utf8(e.value)) {
+      skip("value is not valid UTF-8");
+      continue;
+    }
+    if (o.dry_run) {
+      if (existing.count(name) != 0 && !o.force) {
+        skip("already present (use --force to replace)");
+      } else {
+        imported.push_back(info);
+        wipe(e.value);
+      }
+      continue;
+    }
+    json params = {{"name", name}, {"value", e.value}, {"force", o.force}};
+    wipe(e.value);
+    try {
+      const json result = call("secrets.add", params);
+      info["replaced"] = result.value("replaced", false);
+      imported.push_back(info);
+    } catch (const rpc::RemoteError& err) {
+      if (err.code() == rpc::code::already_exists) {
+        skip("already present (use --force to replace)");
+      } else if (err.code() == rpc::code::invalid_params) {
+        skip(err.what());
+      } else {
+        wipe(params["value"].get_ref<std::string&>());
+        throw;
+      }
+    } catch (...) {
+      wipe(params["value"].get_ref<std::string&>());
+      throw;
+    }
+    wipe(params["value"].get_ref<std::string&>());
+  }
+  json result = {{"file", o.file}, {"dry_run", o.dry_run}, {o.dry_run ? "would_import" : "imported", imported},
+                 {"skipped", skipped}};
+  std::vector<Action> next;
+  if (o.dry_run) {
+    next.push_back({"secrets import " + o.file + (o.prefix.empty() ? "" : " --prefix " + o.prefix), "import them"});
+  }
+  next.push_back({"secrets list", "list secrets"});
+  if (!skipped.empty() && !o.force) {
+    next.push_back({"secrets import " + o.file + " --force", "replace secrets that are already present"});
+  }
+  return {success_envelope("secrets import", std::move(result), next)};
+}
+
+} // namespace
+
+void add_env_commands(CLI::App& app, CommandAction& action)
+{
+  static EnvOptions env_o;
+  static CleanupOptions cleanup_o;
+  static ImportOptions import_o;
+
+  auto* env = app.add_subcommand("env", "lease the project's secrets into a 0600 .env the daemon deletes when they end");
+  env->add_flag("--force", env_o.force, "overwrite an existing file");
+  env->add_option("--ttl", env_o.ttl, "lease duration for every secret, e.g. 30m (default: .secrets.json, then config)");
+  env->add_option("--output,-o", env_o.output, "the file to write (default .env)");
+  env->add_option("--file", env_o.file, "the project file (default: .secrets.json from here upwards)");
+  env->add_option("--secret", env_o.secrets, "NAME or NAME=ENV_VAR, repeatable; no .secrets.json is read");
+  env->add_option("--client-id", env_o.client_id, "who holds the leases (audited)");
+  env->callback([&action] { action = [] { return do_env(env_o); }; });
+
+  auto* cleanup = app.add_subcommand("cleanup", "remove env files written by secrets env whose leases have ended");
+  cleanup->add_flag("--dry-run", cleanup_o.dry_run, "list what would be removed; change nothing");
+  cleanup->add_option("--path", cleanup_o.path, "the directory to look in (default: the current one; not recursive)");
+  cleanup->callback([&action] { action = [] { return do_cleanup(cleanup_o); }; });
+
+  auto* import = app.add_subcommand("import", "add every KEY=value of a .env file to the store");
+  import->add_option("file", import_o.file, "the .env file")->required();
+  import->add_option("--prefix", import_o.prefix, "prepended to every secret name");
+  import->add_flag("--dry-run", import_o.dry_run, "report what would be imported; change nothing");
+  import->add_flag("--force", import_o.force, "replace secrets that already exist");
+  import->add_flag("--keep-case", import_o.keep_case, "keep the keys' case (default: lowercase names)");
+  import->callback([&action] { action = [] { return do_import(import_o); }; });
 }
 
 } // namespace cmd
