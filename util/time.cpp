@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <ctime>
+#include <limits>
 
 namespace util {
 
@@ -118,6 +119,12 @@ std::optional<TimePoint> parse_rfc3339(std::string_view s)
   tm.tm_min = min;
   tm.tm_sec = sec;
   const int64_t secs = static_cast<int64_t>(timegm(&tm)) - offset;
+  // TimePoint counts nanoseconds in 64 bits: about 1678 to 2261. Outside that
+  // (Go's zero time "0001-01-01T00:00:00Z" among others) is "no time".
+  constexpr int64_t k_limit = std::numeric_limits<int64_t>::max() / 1'000'000'000 - 1;
+  if (secs <= -k_limit || secs >= k_limit) {
+    return std::nullopt;
+  }
   return TimePoint{} + std::chrono::duration_cast<TimePoint::duration>(
                          std::chrono::seconds{secs} + std::chrono::nanoseconds{nanos});
 }

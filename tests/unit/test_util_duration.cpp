@@ -53,5 +53,8 @@ TEST_CASE("rfc3339 round trips and accepts offsets")
   REQUIRE(go);
   CHECK(util::format_rfc3339_nano(*go) == "2026-11-23T09:13:43.123456789Z");
   CHECK_FALSE(util::parse_rfc3339("2026-11-23 09:13:43Z"));
+  // Go's zero time is outside a nanosecond TimePoint: no time, and no overflow.
+  CHECK_FALSE(util::parse_rfc3339("0001-01-01T00:00:00Z"));
+  CHECK_FALSE(util::parse_rfc3339("9999-12-31T23:59:59Z"));
   CHECK_FALSE(util::parse_rfc3339("2026-11-23T09:13:43"));
 }
