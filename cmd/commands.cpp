@@ -6,6 +6,7 @@
 #include "rpc/client.hpp"
 #include "store/store.hpp"
 #include "util/error.hpp"
+#include "util/file.hpp"
 #include "util/paths.hpp"
 
 #include <CLI/CLI.hpp>
@@ -71,21 +72,9 @@ std::string read_value(const std::string& name)
 
 void write_raw(const std::string& value)
 {
-  const char* p = value.data();
-  size_t left = value.size();
-  while (left > 0) {
-    const ssize_t n = ::write(STDOUT_FILENO, p, left);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      util::throw_errno("failed to write the value to stdout");
-    }
-    p += n;
-    left -= static_cast<size_t>(n);
-  }
+  util::write_all(STDOUT_FILENO, value, "the value to stdout");
   if (::isatty(STDOUT_FILENO)) {
-    (void)!::write(STDOUT_FILENO, "\n", 1);
+    util::write_all(STDOUT_FILENO, "\n", "stdout");
   }
 }
 

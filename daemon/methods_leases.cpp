@@ -70,19 +70,10 @@ json list_leases(State& s, const Request&)
 
 json watch(State& s, const Request& r)
 {
-  const auto it = r.params.find("lease_ids");
-  if (it == r.params.end() || !it->is_array() || it->empty()) {
-    throw util::Error(util::Errc::invalid_params, "invalid params: field lease_ids must be a non-empty array of strings");
-  }
-  for (const auto& id : *it) {
-    if (!id.is_string()) {
-      throw util::Error(util::Errc::invalid_params, "invalid params: field lease_ids must hold strings");
-    }
-  }
+  const auto ids = required_string_array(r.params, "lease_ids");
   r.session->set_watching();
   json watching = json::array();
-  for (const auto& id : *it) {
-    const auto& lease_id = id.get_ref<const std::string&>();
+  for (const auto& lease_id : ids) {
     if (s.leases.find(lease_id)) {
       s.watch(lease_id, r.session);
       watching.push_back(lease_id);
@@ -105,20 +96,12 @@ json register_file(State& s, const Request& r)
   if (path.front() != '/') {
     throw util::Error(util::Errc::invalid_params, "invalid params: path must be absolute");
   }
-  const auto it = r.params.find("lease_ids");
-  if (it == r.params.end() || !it->is_array() || it->empty()) {
-    throw util::Error(util::Errc::invalid_params, "invalid params: field lease_ids must be a non-empty array of strings");
-  }
   std::set<std::string> ids;
-  for (const auto& id : *it) {
-    if (!id.is_string()) {
-      throw util::Error(util::Errc::invalid_params, "invalid params: field lease_ids must hold strings");
+  for (auto& id : required_string_array(r.params, "lease_ids")) {
+    if (!s.leases.find(id)) {
+      throw util::Error(util::Errc::lease_ended, "lease " + id + " is not live", "secrets env --force");
     }
-    if (!s.leases.find(id.get<std::string>())) {
-      throw util::Error(util::Errc::lease_ended, "lease " + id.get<std::string>() + " is not live",
-                        "secrets env --force");
-    }
-    ids.insert(id.get<std::string>());
+    ids.insert(std::move(id));
   }
   s.files[path] = ids;
   s.mark_dirty();

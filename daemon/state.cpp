@@ -252,6 +252,22 @@ bool optional_bool(const json& params, const char* field, bool fallback)
   return it->get<bool>();
 }
 
+std::vector<std::string> required_string_array(const json& params, const char* field)
+{
+  const auto it = params.find(field);
+  if (it == params.end() || !it->is_array() || it->empty()) {
+    bad_field(field, "a non-empty array of strings");
+  }
+  std::vector<std::string> out;
+  for (const auto& item : *it) {
+    if (!item.is_string()) {
+      bad_field(field, "a non-empty array of strings");
+    }
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
 int64_t optional_int(const json& params, const char* field, int64_t fallback)
 {
   const auto it = params.find(field);

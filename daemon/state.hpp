@@ -164,5 +164,6 @@ std::string required_string(const json& params, const char* field);
 std::string optional_string(const json& params, const char* field, const std::string& fallback = {});
 bool optional_bool(const json& params, const char* field, bool fallback = false);
 int64_t optional_int(const json& params, const char* field, int64_t fallback = 0);
+std::vector<std::string> required_string_array(const json& params, const char* field);
 
 } // namespace server
