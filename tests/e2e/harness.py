@@ -97,6 +97,15 @@ def walk_json(obj):
             yield from walk_json(v)
 
 
+
+def age_decrypt(home):
+    """The store decrypted by Debian's stock `age` CLI: it must read our file."""
+    p = subprocess.run(["age", "-d", "-i", home.file("identity.age"), home.file("secrets.age")],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+    if p.returncode != 0:
+        raise AssertionError("age -d failed: %r" % (p.stderr,))
+    return json.loads(p.stdout)
+
 def wait_until(predicate, timeout=5.0, interval=0.05):
     """Polls predicate() until it returns a truthy value or timeout; returns the last value."""
     deadline = time.monotonic() + timeout

@@ -15,18 +15,10 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import E2ETestCase, now_utc, parse_time, wait_until, walk_json  # noqa: E402
+from harness import age_decrypt, E2ETestCase, now_utc, parse_time, wait_until, walk_json  # noqa: E402
 
 HAVE_AGE = shutil.which("age") is not None and shutil.which("age-keygen") is not None
 MULTI = b"line one\n\tline \"two\" $X \\ caf\xc3\xa9 \xf0\x9f\x94\x91\n\n"
-
-
-def age_decrypt(home):
-    p = subprocess.run(["age", "-d", "-i", home.file("identity.age"), home.file("secrets.age")],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-    if p.returncode != 0:
-        raise AssertionError("age -d failed: %r" % (p.stderr,))
-    return json.loads(p.stdout)
 
 
 def age_keygen():

@@ -14,18 +14,9 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
-from harness import BIN, E2ETestCase, parse_time  # noqa: E402
+from harness import age_decrypt, BIN, E2ETestCase, parse_time  # noqa: E402
 
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-def age_plaintext(home):
-    """The store decrypted by Debian's stock `age` CLI."""
-    p = subprocess.run(["age", "-d", "-i", home.file("identity.age"), home.file("secrets.age")],
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
-    if p.returncode != 0:
-        raise AssertionError("age -d failed: %r" % (p.stderr,))
-    return json.loads(p.stdout)
 
 
 def lease_value(test, home, name):
@@ -76,7 +67,7 @@ class Rotate(E2ETestCase):
         # A following lease returns the new value, byte-exact.
         self.assertEqual(lease_value(self, h, "k"), b"NEWVALUE")
         # The stock age tool sees it too, with last_rotated set.
-        plain = age_plaintext(h)["secrets"]["k"]
+        plain = age_decrypt(h)["secrets"]["k"]
         self.assertEqual(plain["value"], "NEWVALUE")
         self.assertNotEqual(plain["last_rotated"], GO_ZERO_TIME, plain)
         rotated_at = parse_time(plain["last_rotated"])
@@ -101,7 +92,7 @@ class Rotate(E2ETestCase):
         self.assertIs(res.get("success"), True, res)
         self.assertIs(res.get("changed"), False, res)
         self.assertEqual(lease_value(self, h, "k"), b"keep-me")
-        plain = age_plaintext(h)["secrets"]["k"]
+        plain = age_decrypt(h)["secrets"]["k"]
         self.assertEqual(plain["value"], "keep-me")
         # The rotation is recorded all the same.
         self.assertNotEqual(plain["last_rotated"], GO_ZERO_TIME, plain)
@@ -127,7 +118,7 @@ class Rotate(E2ETestCase):
         self.assertIn("3", msg, env)
         self.assertNotIn(b"half-new", r.out + r.err)
         self.assertEqual(lease_value(self, h, "k"), b"old-value")
-        plain = age_plaintext(h)["secrets"]["k"]
+        plain = age_decrypt(h)["secrets"]["k"]
         self.assertEqual(plain["value"], "old-value")
         self.assertEqual(plain["last_rotated"], GO_ZERO_TIME, plain)
         # The audit log has the failure with the hook's stderr, never its stdout.
@@ -174,7 +165,7 @@ class Rotate(E2ETestCase):
         self.assertIn("rotat", env["error"]["message"] + env["fix"], env)
         self.assertIn("--rotate-via", env["fix"], env)
         self.assertEqual(lease_value(self, h, "plain"), b"plain-value")
-        self.assertEqual(age_plaintext(h)["secrets"]["plain"]["last_rotated"], GO_ZERO_TIME)
+        self.assertEqual(age_decrypt(h)["secrets"]["plain"]["last_rotated"], GO_ZERO_TIME)
 
     def test_rotating_a_missing_secret_is_not_found(self):
         # DESIGN.md 4 and 7: -32000 secret not found, CLI exit 4, as for lease.
@@ -224,7 +215,7 @@ class Rotate(E2ETestCase):
         self.assertEqual(lease_value(self, h, "k"), b"v2")
         self.assert_ok(h.run("rotate", "k"), "secrets rotate")
         self.assertEqual(lease_value(self, h, "k"), b"from-hook-B")
-        self.assertEqual(age_plaintext(h)["secrets"]["k"]["rotate_via"], "echo from-hook-B")
+        self.assertEqual(age_decrypt(h)["secrets"]["k"]["rotate_via"], "echo from-hook-B")
 
     def test_hook_gets_secret_name_and_current_value_on_stdin(self):
         h = self.home
@@ -277,7 +268,7 @@ class Rotate(E2ETestCase):
         for name in ("audit.log", "daemon.log", "leases.json"):
             self.assertNotIn(token.encode(), h.read(name), name)
         self.assertNotIn(token, h.daemon_output())
-        self.assertIn(token, age_plaintext(h)["secrets"]["tok"]["value"])
+        self.assertIn(token, age_decrypt(h)["secrets"]["tok"]["value"])
 
 
 class Concurrency(E2ETestCase):
