@@ -4,6 +4,7 @@ paths, exit codes and JSON envelopes (DESIGN.md section 7)."""
 import os
 import subprocess
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -226,27 +227,25 @@ class Lease(E2ETestCase):
 
     def test_newline_added_only_on_a_terminal(self):
         import pty
+        import select
         master, slave = pty.openpty()
         try:
             p = subprocess.Popen([BIN, "lease", "tok"], env=self.home.env, stdin=subprocess.DEVNULL,
                                  stdout=slave, stderr=subprocess.PIPE)
-            os.close(slave)
-            slave = None
-            out = b""
-            while True:
-                try:
-                    chunk = os.read(master, 4096)
-                except OSError:  # EIO once the child has closed the terminal
-                    break
-                if not chunk:
-                    break
-                out += chunk
             self.assertEqual(p.wait(timeout=30), 0)
             p.stderr.close()
+            # The slave stays open here, so the terminal is never hung up and no
+            # output is dropped; the kernel moves it to the master asynchronously,
+            # so read until the line is complete.
+            out = b""
+            deadline = time.monotonic() + 10
+            while not out.endswith(b"\n") and time.monotonic() < deadline:
+                ready, _, _ = select.select([master], [], [], 0.2)
+                if ready:
+                    out += os.read(master, 4096)
         finally:
             os.close(master)
-            if slave is not None:
-                os.close(slave)
+            os.close(slave)
         # The terminal turns \n into \r\n.
         self.assertEqual(out, b"s3cret-VALUE-zz91\r\n")
 
