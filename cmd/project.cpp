@@ -229,6 +229,8 @@ Project from_file(const std::string& path)
   } catch (const json::parse_error& e) {
     const size_t at = e.byte > 0 ? e.byte - 1 : 0;
     fail(path + " line " + std::to_string(line_at(*text, at)) + ": invalid JSON", fix);
+  } catch (const json::out_of_range&) {
+    fail(path + ": invalid JSON: a number is out of range", fix); // 1e999 (found by fuzz/fuzz_project.cpp)
   }
   const LineMap lines(*text);
   auto schema = [&](const std::string& field, const std::string& what) {

@@ -207,6 +207,8 @@ public:
       return ordered_json::parse(text, on_event);
     } catch (const ordered_json::parse_error& e) {
       fail("line " + std::to_string(line_of(text, e.byte)) + ": invalid JSON (" + parse_error_reason(e.what()) + ")");
+    } catch (const ordered_json::out_of_range&) {
+      fail("invalid JSON (a number is out of range, e.g. 1e999)"); // found by fuzz/fuzz_config.cpp
     }
   }
 
