@@ -4,7 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include <set>
 #include <string.h> // explicit_bzero
+#include <vector>
 #include <sys/socket.h>
 
 namespace server {
@@ -13,6 +15,23 @@ namespace {
 
 constexpr auto k_idle_timeout = std::chrono::seconds{60};
 constexpr size_t k_max_queued_replies = 64;
+
+// json::parse that also reports the first key repeated within one object.
+json parse_unique_keys(const std::string& line, std::string& duplicate)
+{
+  std::vector<std::set<std::string>> open; // the keys of each enclosing object
+  return json::parse(line, [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      open.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      open.pop_back();
+    } else if (event == json::parse_event_t::key && duplicate.empty()
+               && !open.back().insert(parsed.get<std::string>()).second) {
+      duplicate = parsed.get<std::string>();
+    }
+    return true;
+  });
+}
 
 } // namespace
 
@@ -93,11 +112,33 @@ void Session::on_line(std::string line)
   if (line.find_first_not_of(" \t") == std::string::npos) {
     return; // blank keep-alive lines get no reply
   }
+  struct WipeLine // every return path: an add's line carries a value
+  {
+    std::string& s;
+    ~WipeLine() { explicit_bzero(s.data(), s.size()); }
+  } wipe_line{line};
   json request;
+  std::string duplicate;
+  bool valid = line.find('\0') == std::string::npos; // nlohmann would stop reading at a NUL byte
   try {
-    request = json::parse(line);
+    if (valid) {
+      request = parse_unique_keys(line, duplicate);
+    }
   } catch (const json::exception&) {
-    enqueue(rpc::make_error(nullptr, rpc::code::parse_error, "parse error: the line is not valid JSON"), 0);
+    valid = false;
+  }
+  if (!valid) {
+    enqueue(rpc::make_error(nullptr, rpc::code::parse_error, "parse error: the line is not valid JSON",
+                            "send one UTF-8 JSON-RPC 2.0 object per line"),
+            0);
+    return;
+  }
+  if (!duplicate.empty()) {
+    // Parsers disagree on which of two equal keys wins: refuse to guess.
+    enqueue(rpc::make_error(nullptr, rpc::code::invalid_request,
+                            "invalid request: duplicate key \"" + duplicate.substr(0, 64) + "\" in an object",
+                            "send each key once"),
+            0);
     return;
   }
   m_state.request_seq = 0;

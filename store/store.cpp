@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <string.h> // explicit_bzero
+#include <sys/stat.h>
 
 namespace store {
 
@@ -48,6 +49,13 @@ void check_permissions(const util::Paths& paths)
     throw Error(Errc::io, "refusing to start: " + *problem, "chmod 700 " + paths.home);
   }
   for (const auto* file : {&paths.identity, &paths.secrets, &paths.leases, &paths.audit, &paths.config}) {
+    // A symlink would send our reads, and our writes' renames, somewhere we did not choose.
+    struct stat st{};
+    if (::lstat(file->c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+      throw Error(Errc::io, "refusing to start: " + *file + " is a symbolic link",
+                  "replace it with the file it points to: cp --remove-destination \"$(readlink -f " + *file + ")\" "
+                    + *file);
+    }
     if (auto problem = util::permission_problem(*file, false)) {
       throw Error(Errc::io, "refusing to start: " + *problem, "chmod 600 " + *file);
     }
@@ -230,7 +238,9 @@ const SecretInfo& Store::add(const std::string& name, age::SecretBuffer value, s
 {
   if (!is_valid_name(name)) {
     throw Error(Errc::invalid_params,
-                "invalid secret name \"" + name + "\": use letters, digits, '_', '-' and '.', at most 128",
+                // Quoted as JSON: a NUL or control byte must not cut or garble the message.
+                "invalid secret name " + json(name).dump(-1, ' ', false, json::error_handler_t::replace)
+                  + ": use letters, digits, '_', '-' and '.', at most 128",
                 "secrets add my_api_key");
   }
   const auto now = m_clock.now();

@@ -599,3 +599,13 @@ def main():
     print("%d passed, %d failed" % (passed, failed))
     sys.stdout.flush()
     sys.exit(1 if failed or result.testsRun == 0 else 0)
+
+
+def binary_is_sanitized(path=None):
+    """True if the binary links AddressSanitizer (`make asan`): valgrind cannot run
+    it, and its allocator keeps freed memory (quarantine), so RSS checks do not apply."""
+    try:
+        with open(path or BIN, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
