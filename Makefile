@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 HOME_DIR ?= $(or $(AGENT_SECRETS_HOME),$(HOME)/.agent-secrets)
 CMAKE_FLAGS ?=
 
-.PHONY: deps build run test asan clean
+.PHONY: deps build run test asan clean bench
 
 deps:
 	@bash scripts/deps.sh
@@ -20,8 +20,20 @@ run: build
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
+# The benchmark suite (bench/run.py): fresh daemons in temp homes, a table, bench/results/latest.json.
+bench: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target secrets bench_loadgen bench_hello
+	python3 bench/run.py --build $(BUILD) $(BENCH_FLAGS)
+
 asan:
 	@$(MAKE) --no-print-directory test BUILD=build-asan CMAKE_FLAGS=-DENABLE_ASAN=ON
 
+# libFuzzer targets (fuzz/) built with clang in build-fuzz, each run for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -6,6 +6,8 @@
 #include "util/time.hpp"
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -19,6 +21,7 @@ namespace {
 constexpr std::string_view k_reserved[] = {"seq", "timestamp", "prev", "hash"};
 // Never audited, at any depth: the name secret values travel under.
 constexpr std::string_view k_forbidden = "value";
+constexpr auto k_commit_delay = std::chrono::microseconds{200};
 
 bool is_reserved(std::string_view key)
 {
@@ -206,6 +209,15 @@ void Log::run_writer()
     if (m_pending.empty() || m_held) {
       break; // stopping: everything is written, or the last attempt failed
     }
+    if (m_last_batch_shared && !m_stopping) {
+      // Commit delay, as PostgreSQL's commit_delay with commit_siblings: with
+      // several writers active, the first line after a sync waits a moment for
+      // the others to join its fdatasync instead of each starting its own. A
+      // lone writer never waits.
+      lock.unlock();
+      std::this_thread::sleep_for(k_commit_delay);
+      lock.lock();
+    }
     // Everything appended while the previous batch was being synced goes out
     // now, as one write and one fdatasync: the group commit.
     std::string batch;
@@ -224,6 +236,7 @@ void Log::run_writer()
       ++m_failures;
       m_last_error = *error;
     } else {
+      m_last_batch_shared = batch_last > m_durable_seq + 1;
       m_durable_seq = batch_last;
     }
     m_durable_cv.notify_all();

@@ -137,6 +137,7 @@ private:
   std::condition_variable m_durable_cv; // durable_seq moved or a write failed
   uint64_t m_next_seq = 1;
   uint64_t m_durable_seq = 0;
+  bool m_last_batch_shared = false; // the last fdatasync covered more than one line
   std::string m_prev_hex;      // sha256 of the last line appended
   std::string m_pending;       // lines appended, not yet handed to the writer
   bool m_held = false;         // the last write failed: wait for a retry request

@@ -28,8 +28,16 @@ json call(const std::string& method, const json& params = json::object());
 // The socket path the CLI uses.
 std::string socket_path();
 
+// Adds bind_pid and bind_start to secrets.lease params for --bind: "parent"
+// (the process that ran us), "self", "none", or a pid. The start time is read
+// while the process is known to be alive, so a reused pid is never bound.
+// Throws util::Error(invalid_params) for anything else or a process that is gone.
+void add_binding(json& params, const std::string& bind);
+
 // Each registers its subcommands; a subcommand's callback sets `action`.
 void add_exec_command(CLI::App& app, CommandAction& action);
 void add_env_commands(CLI::App& app, CommandAction& action); // env, cleanup, import
+void add_openclaw_resolve_command(CLI::App& app, CommandAction& action);
+void add_completion_command(CLI::App& app, CommandAction& action); // bash|zsh|fish, from the whole tree
 
 } // namespace cmd

@@ -1,6 +1,7 @@
 #include "cmd/commands.hpp"
 
 #include "cmd/command.hpp"
+#include "cmd/mcp.hpp"
 #include "config/config.hpp"
 #include "daemon/daemon.hpp"
 #include "rpc/client.hpp"
@@ -8,6 +9,7 @@
 #include "util/error.hpp"
 #include "util/file.hpp"
 #include "util/paths.hpp"
+#include "util/process.hpp"
 
 #include <CLI/CLI.hpp>
 
@@ -16,7 +18,9 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <charconv>
 #include <functional>
+#include <limits>
 #include <iostream>
 
 namespace cmd {
@@ -30,6 +34,36 @@ json call(const std::string& method, const json& params)
 {
   rpc::Client client(socket_path());
   return client.call(method, params);
+}
+
+void add_binding(json& params, const std::string& bind)
+{
+  if (bind == "none") {
+    return;
+  }
+  const auto fix = "secrets lease NAME --bind parent|self|none|PID";
+  pid_t pid = 0;
+  if (bind == "parent") {
+    pid = ::getppid();
+  } else if (bind == "self") {
+    pid = ::getpid();
+  } else {
+    int64_t n = 0;
+    const auto [end, ec] = std::from_chars(bind.data(), bind.data() + bind.size(), n);
+    if (ec != std::errc{} || end != bind.data() + bind.size() || n <= 0 || n > std::numeric_limits<pid_t>::max()) {
+      throw util::Error(util::Errc::invalid_params, "invalid --bind \"" + bind + "\": expected parent, self, none or a pid",
+                        fix);
+    }
+    pid = static_cast<pid_t>(n);
+  }
+  const auto start = util::process_start_time(pid);
+  // Our parent can die and its pid be reused; while getppid() still names it, it has not.
+  if (!start || (bind == "parent" && ::getppid() != pid)) {
+    throw util::Error(util::Errc::invalid_params, "process " + std::to_string(pid) + " to bind the lease to is not running",
+                      fix);
+  }
+  params["bind_pid"] = pid;
+  params["bind_start"] = *start;
 }
 
 namespace {
@@ -85,6 +119,7 @@ struct Options
   std::string ttl;
   std::string client_id = "cli";
   std::string rotate_via;
+  std::string bind;
   std::string value;
   bool force = false;
   bool json_out = false;
@@ -104,8 +139,10 @@ const std::vector<std::pair<std::string, std::string>> k_commands = {
   {"serve", "run the daemon in the foreground"},
   {"add NAME [--rotate-via CMD] [--force]", "store a secret; the value is read from stdin"},
   {"list", "list secrets (names and dates, never values)"},
-  {"lease NAME [--ttl D] [--client-id ID] [--json]", "take a time-bounded lease; prints the raw value"},
+  {"lease NAME [--ttl D] [--client-id ID] [--bind parent|self|none|PID] [--json]",
+   "take a time-bounded lease; prints the raw value"},
   {"revoke LEASE_ID | --all [--rotate] [--wipe --yes]", "end one lease, or every lease (the killswitch)"},
+  {"renew LEASE_ID [--ttl D]", "extend a live lease, up to max_lease_ttl from its creation"},
   {"rotate NAME", "run the secret's rotation hook"},
   {"remove NAME", "delete a secret and revoke its leases"},
   {"audit [--tail N] [--verify]", "show or verify the hash-chained audit log"},
@@ -118,6 +155,9 @@ const std::vector<std::pair<std::string, std::string>> k_commands = {
    "lease the project's secrets into a 0600 .env that the daemon deletes when the leases end"},
   {"cleanup [--dry-run] [--path DIR]", "remove env files written by secrets env whose leases have ended"},
   {"import FILE.env [--prefix P] [--dry-run] [--force] [--keep-case]", "add every KEY=value of a .env to the store"},
+  {"mcp", "serve the Model Context Protocol on stdio, for Claude Code, Cursor and other MCP clients"},
+  {"openclaw-resolve [--ttl D] [--client-id ID]", "OpenClaw exec secret provider: JSON ids on stdin, leased values on stdout"},
+  {"completion bash|zsh|fish", "print a shell completion script"},
 };
 
 Outcome command_tree()
@@ -194,6 +234,8 @@ Outcome do_add(const Options& o, bool value_flag_given)
 Outcome do_lease(const Options& o)
 {
   json params = {{"secret_name", o.name}, {"client_id", o.client_id}, {"ttl", o.ttl}};
+  // Bound by default when captured ($(secrets lease x)): the lease ends with the shell that asked.
+  add_binding(params, !o.bind.empty() ? o.bind : ::isatty(STDOUT_FILENO) ? "none" : "parent");
   json result = call("secrets.lease", params);
   auto& value = result["value"].get_ref<std::string&>();
   if (!o.json_out) {
@@ -245,6 +287,14 @@ Outcome do_revoke(const Options& o)
   }
   json result = call("secrets.revoke", {{"lease_id", o.lease_id}});
   return {success_envelope("secrets revoke", result, {{"secrets status", "check active leases"}})};
+}
+
+Outcome do_renew(const Options& o)
+{
+  json result = call("secrets.renew", {{"lease_id", o.lease_id}, {"ttl", o.ttl}});
+  return {success_envelope("secrets renew", result,
+                           {{"secrets renew " + o.lease_id, "renew again before " + result.value("expires_at", "")},
+                            {"secrets revoke " + o.lease_id, "end it now"}})};
 }
 
 Outcome do_audit(const Options& o)
@@ -316,6 +366,9 @@ int run(int argc, char** argv)
   lease->add_option("--client-id", o.client_id, "who holds the lease (audited)");
   lease->add_flag("--json", o.json_out, "print the JSON envelope instead of the raw value");
   lease->add_flag("--raw", o.raw, "print the raw value (the default; kept for old scripts)");
+  lease->add_option("--bind", o.bind,
+                    "end the lease when this process exits: parent, self, none or a pid "
+                    "(default: parent when stdout is not a terminal, else none)");
   lease->callback([&] { action = [&] { return do_lease(o); }; });
 
   auto* revoke = app.add_subcommand("revoke", "end a lease, or every lease with --all");
@@ -325,6 +378,11 @@ int run(int argc, char** argv)
   revoke->add_flag("--wipe", o.wipe, "with --all: destroy the store (needs --yes)");
   revoke->add_flag("--yes", o.yes, "confirm --wipe");
   revoke->callback([&] { action = [&] { return do_revoke(o); }; });
+
+  auto* renew = app.add_subcommand("renew", "extend a live lease, up to max_lease_ttl from its creation");
+  renew->add_option("lease_id", o.lease_id, "lease id")->required();
+  renew->add_option("--ttl", o.ttl, "new lifetime from now, e.g. 30m (default: the lease's own TTL)");
+  renew->callback([&] { action = [&] { return do_renew(o); }; });
 
   auto* remove = app.add_subcommand("remove", "delete a secret and revoke its leases");
   remove->alias("delete");
@@ -393,6 +451,9 @@ int run(int argc, char** argv)
 
   add_exec_command(app, action);
   add_env_commands(app, action);
+  add_mcp_command(app, action);
+  add_openclaw_resolve_command(app, action);
+  add_completion_command(app, action);
 
   try {
     app.parse(argc, argv);

@@ -2,7 +2,7 @@
 #include "cmd/command.hpp"
 #include "cmd/dotenv.hpp"
 #include "cmd/project.hpp"
-#include "rpc/protocol.hpp"
+#include "rpc/env_file.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
 
@@ -49,11 +49,6 @@ struct ImportOptions
   bool keep_case = false;
 };
 
-void wipe(std::string& s)
-{
-  explicit_bzero(s.data(), s.size());
-  s.clear();
-}
 
 struct Taken
 {
@@ -73,51 +68,6 @@ void revoke_quietly(const std::vector<Taken>& taken)
       // best effort: the lease still ends at its TTL
     }
   }
-}
-
-// The lease ids a `secrets env` file names, if its first line is the header.
-std::optional<std::vector<std::string>> env_file_leases(const std::string& path)
-{
-  struct stat st{};
-  if (::lstat(path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
-    return std::nullopt;
-  }
-  const std::string header = rpc::k_env_file_header;
-  {
-    util::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-    if (!fd) {
-      return std::nullopt;
-    }
-    std::string head(header.size(), '\0');
-    const ssize_t n = ::read(fd.get(), head.data(), head.size());
-    if (n != static_cast<ssize_t>(header.size()) || head != header) {
-      return std::nullopt;
-    }
-  }
-  std::string text;
-  try {
-    text = util::read_file(path);
-  } catch (const util::Error&) {
-    return std::nullopt; // unreadable: not ours to judge
-  }
-  std::vector<std::string> ids;
-  size_t pos = 0;
-  while (pos < text.size()) {
-    size_t end = text.find('\n', pos);
-    if (end == std::string::npos) {
-      end = text.size();
-    }
-    const std::string_view line(text.data() + pos, end - pos);
-    if (line.starts_with("# lease ")) {
-      const auto rest = line.substr(8);
-      ids.emplace_back(rest.substr(0, rest.find(' ')));
-    } else if (!line.starts_with("#")) {
-      break; // the header block is over: values follow
-    }
-    pos = end + 1;
-  }
-  wipe(text);
-  return ids;
 }
 
 // Creates `path` with mode 0600 and `content`: a temp file in the same
@@ -192,7 +142,7 @@ Outcome do_env(const EnvOptions& o)
                              "secrets env --force  # or: secrets env --output OTHER_PATH"),
               exit_code::error};
     }
-    if (auto ids = env_file_leases(path)) {
+    if (auto ids = rpc::env_file_leases(path)) {
       previous = std::move(*ids);
     }
   }
@@ -216,7 +166,7 @@ Outcome do_env(const EnvOptions& o)
       json result = call("secrets.lease", {{"secret_name", ref.name}, {"client_id", client_id}, {"ttl", ttl}});
       taken.push_back({result.value("lease_id", ""), ref.name, ref.env_var, result.value("expires_at", ""), ""});
       taken.back().value = result["value"].get<std::string>();
-      wipe(result["value"].get_ref<std::string&>());
+      util::wipe(result["value"].get_ref<std::string&>());
       if (taken.back().value.find('\0') != std::string::npos) {
         throw util::Error(util::Errc::invalid_params,
                           "secret " + ref.name + " holds a NUL byte, which an environment variable cannot",
@@ -231,15 +181,15 @@ Outcome do_env(const EnvOptions& o)
       content += t.env_var + "=" + quote_env_value(t.value) + "\n";
     }
     for (auto& t : taken) {
-      wipe(t.value);
+      util::wipe(t.value);
     }
     write_private_file(path, content, o.force);
-    wipe(content);
+    util::wipe(content);
   } catch (...) {
     for (auto& t : taken) {
-      wipe(t.value);
+      util::wipe(t.value);
     }
-    wipe(content);
+    util::wipe(content);
     revoke_quietly(taken);
     throw;
   }
@@ -292,11 +242,10 @@ Outcome do_cleanup(const CleanupOptions& o)
                            "secrets cleanup --path DIR"),
             exit_code::usage};
   }
-  std::vector<std::pair<std::string, std::vector<std::string>>> found;
+  std::vector<std::string> found;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
-    const std::string p = entry.path().string();
-    if (auto ids = env_file_leases(p)) {
-      found.emplace_back(p, std::move(*ids));
+    if (rpc::env_file_leases(entry.path().string())) {
+      found.push_back(entry.path().string());
     }
   }
   if (ec) {
@@ -305,32 +254,24 @@ Outcome do_cleanup(const CleanupOptions& o)
             exit_code::error};
   }
   std::sort(found.begin(), found.end());
-  std::set<std::string> live;
-  if (!found.empty()) {
-    const json result = call("secrets.leases");
-    for (const auto& l : result.value("leases", json::array())) {
-      live.insert(l.value("lease_id", ""));
-    }
-  }
+  // The daemon checks each file against the live leases, deletes it and audits that.
   json removed = json::array();
   json kept = json::array();
-  for (const auto& [p, ids] : found) {
-    json live_ids = json::array();
-    for (const auto& id : ids) {
-      if (live.count(id) != 0) {
-        live_ids.push_back(id);
+  for (const auto& p : found) {
+    json r;
+    try {
+      r = call("secrets.removeEnvFile", {{"path", p}, {"dry_run", o.dry_run}});
+    } catch (const rpc::RemoteError& e) {
+      if (e.code() != rpc::code::invalid_params) {
+        throw;
       }
+      continue; // changed since we looked: no longer ours
     }
-    if (ids.empty() || !live_ids.empty()) {
-      kept.push_back({{"path", p},
-                      {"reason", ids.empty() ? "names no lease" : "has live leases"},
-                      {"live_leases", std::move(live_ids)}});
-      continue;
+    if (r.value("removed", false) || (o.dry_run && r.value("reason", "") == "dry run")) {
+      removed.push_back(p);
+    } else {
+      kept.push_back({{"path", p}, {"reason", r.value("reason", "")}, {"live_leases", r.value("live_leases", json::array())}});
     }
-    if (!o.dry_run && ::unlink(p.c_str()) != 0 && errno != ENOENT) {
-      util::throw_errno("failed to remove " + p);
-    }
-    removed.push_back(p);
   }
   json result = {{"directory", dir}, {"dry_run", o.dry_run}, {o.dry_run ? "would_remove" : "removed", removed},
                  {"kept", std::move(kept)}};
@@ -356,7 +297,7 @@ bool valid_utf8(const std::string& s)
 {
   try {
     std::string probe = json(s).dump();
-    wipe(probe);
+    util::wipe(probe);
     return true;
   } catch (const json::type_error&) {
     return false;
@@ -373,9 +314,9 @@ Outcome do_import(const ImportOptions& o)
   std::vector<DotenvEntry> entries;
   try {
     entries = parse_dotenv(*text);
-    wipe(*text);
+    util::wipe(*text);
   } catch (const util::Error& e) {
-    wipe(*text);
+    util::wipe(*text);
     return {error_envelope("secrets import", o.file + " " + e.what(), "invalid_params",
                            "fix the line in " + o.file + " and run secrets import " + o.file + " again"),
             exit_code::error};
@@ -401,7 +342,7 @@ Outcome do_import(const ImportOptions& o)
     auto skip = [&](const std::string& reason) {
       info["reason"] = reason;
       skipped.push_back(info);
-      wipe(e.value);
+      util::wipe(e.value);
     };
     if (last[e.key] != i) {
       skip("overridden by line " + std::to_string(entries[last[e.key]].line));
@@ -420,12 +361,12 @@ Outcome do_import(const ImportOptions& o)
         skip("already present (use --force to replace)");
       } else {
         imported.push_back(info);
-        wipe(e.value);
+        util::wipe(e.value);
       }
       continue;
     }
     json params = {{"name", name}, {"value", e.value}, {"force", o.force}};
-    wipe(e.value);
+    util::wipe(e.value);
     try {
       const json result = call("secrets.add", params);
       info["replaced"] = result.value("replaced", false);
@@ -436,14 +377,14 @@ Outcome do_import(const ImportOptions& o)
       } else if (err.code() == rpc::code::invalid_params) {
         skip(err.what());
       } else {
-        wipe(params["value"].get_ref<std::string&>());
+        util::wipe(params["value"].get_ref<std::string&>());
         throw;
       }
     } catch (...) {
-      wipe(params["value"].get_ref<std::string&>());
+      util::wipe(params["value"].get_ref<std::string&>());
       throw;
     }
-    wipe(params["value"].get_ref<std::string&>());
+    util::wipe(params["value"].get_ref<std::string&>());
   }
   json result = {{"file", o.file}, {"dry_run", o.dry_run}, {o.dry_run ? "would_import" : "imported", imported},
                  {"skipped", skipped}};

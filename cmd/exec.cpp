@@ -1,4 +1,5 @@
 // secrets exec [--ttl D] [--client-id ID] [--no-masking] [--file F]
+//              [--renew [--max-lifetime D]] [--on-leak warn|revoke|rotate]
 //              [--secret NAME[=VAR]]... -- CMD ARGS...
 //
 // Leases every listed secret, runs CMD in its own process group with the
@@ -9,6 +10,10 @@
 // - holds a secrets.watch connection: when a lease ends (or the connection
 //   drops) it sends SIGTERM to the group, SIGKILL 5 s later, and says why on
 //   stderr;
+// - binds its leases to itself (they end if exec dies, even by SIGKILL);
+// - with --renew, renews them at two thirds of their TTL, up to --max-lifetime;
+// - reports a leased value seen in the output (concealed) as a leak, once per
+//   lease; the daemon audits it and, per --on-leak, revokes or rotates;
 // - revokes its leases when the child ends (best effort).
 //
 // Exit codes: the child's status, or 128+signal when it was killed by a
@@ -23,6 +28,9 @@
 #include "cmd/mask.hpp"
 #include "cmd/project.hpp"
 #include "util/error.hpp"
+#include "util/duration.hpp"
+#include "util/file.hpp"
+#include "util/time.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -50,6 +58,7 @@ namespace {
 
 constexpr const char* k_command = "secrets exec";
 constexpr auto k_kill_grace = std::chrono::seconds{5};
+using Clock = std::chrono::steady_clock;
 
 struct ExecOptions
 {
@@ -59,6 +68,9 @@ struct ExecOptions
   std::vector<std::string> secrets;
   std::vector<std::string> argv;
   bool no_masking = false;
+  bool renew = false;
+  std::string max_lifetime;
+  std::string on_leak = "warn";
 };
 
 struct Held
@@ -67,15 +79,10 @@ struct Held
   std::string name;
   std::string env_var;
   std::string value;
+  util::Duration ttl{};
+  Clock::time_point cap; // the daemon renews it no further (max_lease_ttl from creation)
+  bool leak_reported = false;
 };
-
-void wipe(std::string& s)
-{
-  if (s.capacity() > 0) {
-    explicit_bzero(s.data(), s.capacity());
-  }
-  s.clear();
-}
 
 // The self-pipe: signal handlers write the signal number, the poll loop reads it.
 int g_signal_pipe[2] = {-1, -1};
@@ -124,7 +131,7 @@ void revoke_all(std::vector<Held>& held)
 void wipe_all(std::vector<Held>& held)
 {
   for (auto& h : held) {
-    wipe(h.value);
+    util::wipe(h.value);
   }
 }
 
@@ -151,14 +158,21 @@ std::vector<Held> take_leases(const Project& project, const ExecOptions& o, cons
     rpc::Client client(socket_path());
     for (const auto& ref : project.secrets) {
       const std::string ttl = !o.ttl.empty() ? o.ttl : ref.ttl;
-      json result = client.call("secrets.lease", {{"secret_name", ref.name}, {"client_id", client_id}, {"ttl", ttl}});
+      json params = {{"secret_name", ref.name}, {"client_id", client_id}, {"ttl", ttl}};
+      add_binding(params, "self"); // if we die, even by SIGKILL, the leases end
+      const auto asked = Clock::now();
+      json result = client.call("secrets.lease", params);
       auto& value = result["value"].get_ref<std::string&>();
       Held& h = held.emplace_back();
       h.lease_id = result.value("lease_id", "");
+      h.ttl = util::parse_duration(result.value("ttl", "")).value_or(util::Duration::zero());
+      const auto expires = util::parse_rfc3339(result.value("expires_at", ""));
+      const auto max_expires = util::parse_rfc3339(result.value("max_expires_at", ""));
+      h.cap = asked + h.ttl + (expires && max_expires ? *max_expires - *expires : util::Duration::zero());
       h.name = ref.name;
       h.env_var = ref.env_var;
       h.value = value; // copied in place: no temporary left unwiped
-      wipe(value);
+      util::wipe(value);
     }
   } catch (...) {
     revoke_all(held);
@@ -255,6 +269,7 @@ struct Stream
 {
   util::UniqueFd fd;
   int out = -1;
+  const char* name = "";
   std::unique_ptr<MaskFilter> filter;
 
   bool open() const { return static_cast<bool>(fd); }
@@ -307,6 +322,17 @@ public:
   int run()
   {
     open_watch();
+    if (m_o.renew) {
+      if (!m_o.max_lifetime.empty()) {
+        m_lifetime_end = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                          util::parse_duration(m_o.max_lifetime).value_or(util::Duration::zero()));
+      }
+      util::Duration shortest = m_held.front().ttl;
+      for (const auto& h : m_held) {
+        shortest = std::min(shortest, h.ttl);
+      }
+      schedule_renewal(shortest);
+    }
     spawn();
     loop();
     if (m_ended) {
@@ -395,12 +421,12 @@ private:
 
     const int rc = ::posix_spawnp(&m_pid, argv[0], &actions, &attr, argv.data(), envp.data());
     for (auto& e : env) {
-      wipe(e);
+      util::wipe(e);
     }
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     if (rc != 0) {
-      throw SpawnError(rc);
+      throw SpawnError{rc};
     }
     // An interactive child reads the terminal: give it the foreground.
     if (::isatty(STDIN_FILENO) && ::tcgetpgrp(STDIN_FILENO) == ::getpgrp()) {
@@ -414,12 +440,14 @@ private:
       }
       m_out.fd = std::move(out_pipe->read);
       m_out.out = STDOUT_FILENO;
+      m_out.name = "stdout";
       m_out.filter = std::make_unique<MaskFilter>(values);
       m_err.fd = std::move(err_pipe->read);
       m_err.out = STDERR_FILENO;
+      m_err.name = "stderr";
       m_err.filter = std::make_unique<MaskFilter>(values);
       for (auto& v : values) {
-        wipe(v);
+        util::wipe(v);
       }
     }
   }
@@ -464,6 +492,66 @@ private:
       if (h.lease_id == id) {
         stop_child(id, msg["params"].value("reason", "ended"));
         return;
+      }
+    }
+  }
+
+  // --renew: at two thirds of each lease's TTL, renew it for its TTL again,
+  // as far as --max-lifetime and the daemon's max_lease_ttl allow. A lease that
+  // can be renewed no further is left to expire, which stops the child.
+  void schedule_renewal(util::Duration ttl)
+  {
+    m_renew_at = Clock::now() + std::chrono::duration_cast<Clock::duration>(ttl * 2 / 3);
+  }
+
+  void renew_leases()
+  {
+    m_renew_at.reset();
+    const auto now = Clock::now();
+    std::optional<util::Duration> next;
+    for (auto& h : m_held) {
+      auto ttl = h.ttl;
+      for (const auto limit : {h.cap, m_lifetime_end}) {
+        ttl = std::min(ttl, std::chrono::duration_cast<util::Duration>(limit - now));
+      }
+      if (ttl < std::chrono::seconds{1}) {
+        continue;
+      }
+      try {
+        call("secrets.renew", {{"lease_id", h.lease_id}, {"ttl", util::format_duration(ttl)}});
+        next = next ? std::min(*next, ttl) : ttl;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "secrets: could not renew lease %s for %s: %s\n", h.lease_id.c_str(), h.name.c_str(),
+                     e.what());
+      }
+    }
+    if (next) {
+      schedule_renewal(*next);
+    }
+  }
+
+  // --on-leak: a leased value seen in the child's output (and concealed) is
+  // reported once per lease; the daemon audits it and, for revoke or rotate,
+  // ends the lease, which stops the child.
+  void check_leaks(Stream& s)
+  {
+    if (!s.filter) {
+      return;
+    }
+    for (const size_t i : s.filter->take_hits()) {
+      Held& h = m_held.at(i);
+      if (h.leak_reported) {
+        continue;
+      }
+      h.leak_reported = true;
+      if (m_o.on_leak != "warn") { // warn is audit-only: the child's stderr stays its own
+        std::fprintf(stderr, "secrets: the value of %s (lease %s) appeared on the command's %s; it was concealed (%s)\n",
+                     h.name.c_str(), h.lease_id.c_str(), s.name, m_o.on_leak.c_str());
+      }
+      try {
+        call("secrets.reportLeak", {{"lease_id", h.lease_id}, {"stream", s.name}, {"action", m_o.on_leak}});
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "secrets: could not report the leak: %s\n", e.what());
       }
     }
   }
@@ -551,6 +639,13 @@ private:
       if (m_kill_at && !m_exited) {
         timeout = static_cast<int>(
           std::chrono::duration_cast<std::chrono::milliseconds>(*m_kill_at - now).count() + 1);
+      } else if (m_renew_at && !m_exited && !m_ended) {
+        if (now >= *m_renew_at) {
+          renew_leases();
+          continue;
+        }
+        timeout = static_cast<int>(
+          std::chrono::duration_cast<std::chrono::milliseconds>(*m_renew_at - now).count() + 1);
       }
       if (m_exited) {
         timeout = 500;
@@ -580,6 +675,8 @@ private:
         Stream& s = fds[i].fd == m_out.fd.get() ? m_out : m_err;
         s.read_some();
       }
+      check_leaks(m_out);
+      check_leaks(m_err);
       reap();
     }
     if (!m_exited) {
@@ -600,6 +697,8 @@ private:
   bool m_took_tty = false;
   int m_status = 0;
   std::optional<std::chrono::steady_clock::time_point> m_kill_at;
+  std::optional<Clock::time_point> m_renew_at;
+  Clock::time_point m_lifetime_end = Clock::time_point::max();
   std::optional<Ended> m_ended;
 };
 
@@ -607,6 +706,19 @@ Outcome do_exec(const ExecOptions& o)
 {
   if (o.argv.empty()) {
     return fail("no command to run", "usage", "secrets exec --secret NAME=VAR -- CMD ARGS...", exit_code::usage);
+  }
+  if (o.on_leak != "warn" && o.on_leak != "revoke" && o.on_leak != "rotate") {
+    return fail("invalid --on-leak \"" + o.on_leak + "\": expected warn, revoke or rotate", "usage",
+                "secrets exec --on-leak revoke -- " + o.argv.front(), exit_code::usage);
+  }
+  if (o.no_masking && o.on_leak != "warn") {
+    return fail("--on-leak " + o.on_leak + " needs the masking filter, which --no-masking turns off", "usage",
+                "secrets exec --on-leak " + o.on_leak + " -- " + o.argv.front(), exit_code::usage);
+  }
+  if (!o.max_lifetime.empty() && (!o.renew || !util::parse_duration(o.max_lifetime)
+                                  || *util::parse_duration(o.max_lifetime) <= util::Duration::zero())) {
+    return fail("--max-lifetime takes a positive duration and goes with --renew", "usage",
+                "secrets exec --renew --max-lifetime 2h -- " + o.argv.front(), exit_code::usage);
   }
   std::vector<Held> held;
   try {
@@ -659,6 +771,11 @@ void add_exec_command(CLI::App& app, CommandAction& action)
   exec->add_option("--ttl", o.ttl, "lease duration for every secret, e.g. 30m (default: per secret, or config)");
   exec->add_option("--client-id", o.client_id, "who holds the leases (default: .secrets.json, else exec)");
   exec->add_flag("--no-masking", o.no_masking, "pass the command's stdout and stderr through unfiltered");
+  exec->add_flag("--renew", o.renew, "renew the leases at two thirds of their TTL while the command runs");
+  exec->add_option("--max-lifetime", o.max_lifetime, "with --renew: stop renewing after this long, e.g. 8h");
+  exec->add_option("--on-leak", o.on_leak,
+                   "when the command prints a leased value: warn (audit it), revoke (and stop the command), "
+                   "or rotate (revoke and run the secret's rotation hook); default warn");
   exec->add_option("--file", o.file, "the .secrets.json to use (default: looked up from the cwd upwards)");
   exec->add_option("--secret", o.secrets, "NAME[=ENV_VAR]; repeatable; replaces .secrets.json")
     ->allow_extra_args(false); // one value per flag, so that -- is never taken as one

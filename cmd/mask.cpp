@@ -1,41 +1,32 @@
 #include "cmd/mask.hpp"
 
-#include <string.h> // explicit_bzero
+#include "util/file.hpp"
 
 #include <algorithm>
+#include <utility>
 
 namespace cmd {
-
-namespace {
-
-void wipe(std::string& s)
-{
-  if (s.capacity() > 0) {
-    explicit_bzero(s.data(), s.capacity());
-  }
-  s.clear();
-}
-
-} // namespace
 
 MaskFilter::MaskFilter(const std::vector<std::string>& values)
 {
   m_values.reserve(values.size());
-  for (const auto& v : values) {
-    if (v.size() >= k_min_length && std::find(m_values.begin(), m_values.end(), v) == m_values.end()) {
-      m_values.push_back(v);
+  for (size_t i = 0; i < values.size(); ++i) {
+    const auto& v = values[i];
+    if (v.size() >= k_min_length
+        && std::none_of(m_values.begin(), m_values.end(), [&](const Value& m) { return m.text == v; })) {
+      m_values.push_back({v, i});
     }
   }
   std::stable_sort(m_values.begin(), m_values.end(),
-                   [](const std::string& a, const std::string& b) { return a.size() > b.size(); });
+                   [](const Value& a, const Value& b) { return a.text.size() > b.text.size(); });
 }
 
 MaskFilter::~MaskFilter()
 {
   for (auto& v : m_values) {
-    wipe(v);
+    util::wipe(v.text);
   }
-  wipe(m_pending);
+  util::wipe(m_pending);
 }
 
 std::string MaskFilter::feed(std::string_view chunk)
@@ -50,8 +41,13 @@ std::string MaskFilter::feed(std::string_view chunk)
 std::string MaskFilter::finish()
 {
   std::string out = drain(true);
-  wipe(m_pending);
+  util::wipe(m_pending);
   return out;
+}
+
+std::vector<size_t> MaskFilter::take_hits()
+{
+  return std::exchange(m_hits, {});
 }
 
 std::string MaskFilter::drain(bool eof)
@@ -63,12 +59,15 @@ std::string MaskFilter::drain(bool eof)
     const std::string_view rest = data.substr(i);
     bool matched = false;
     bool maybe = false;
-    for (const auto& v : m_values) { // longest first: the first full match wins
+    for (auto& [v, index] : m_values) { // longest first: the first full match wins
       if (rest.size() >= v.size()) {
         if (rest.compare(0, v.size(), v) == 0) {
           out += k_concealed;
           i += v.size();
           matched = true;
+          if (std::find(m_hits.begin(), m_hits.end(), index) == m_hits.end()) {
+            m_hits.push_back(index);
+          }
           break;
         }
       } else if (!eof && v.compare(0, rest.size(), rest) == 0) {
@@ -89,7 +88,7 @@ std::string MaskFilter::drain(bool eof)
   }
   // Keep the undecided tail; wipe what was consumed (it may have held a value).
   std::string tail(data.substr(i));
-  wipe(m_pending);
+  util::wipe(m_pending);
   m_pending = std::move(tail);
   return out;
 }

@@ -12,6 +12,7 @@
 // - Where values overlap, the longest match at the earliest position wins.
 // Each stream gets its own filter. Buffers that held values are wiped.
 
+#include <cstddef>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,11 +36,20 @@ public:
   std::string finish();
   // Bytes held back, waiting for more data.
   size_t pending() const { return m_pending.size(); }
+  // The values (as indexes into the constructor's vector) masked since the last
+  // call, each once: what `exec --on-leak` reports.
+  std::vector<size_t> take_hits();
 
 private:
   std::string drain(bool eof);
 
-  std::vector<std::string> m_values; // longest first
+  struct Value
+  {
+    std::string text;
+    size_t index;
+  };
+  std::vector<Value> m_values; // longest first
+  std::vector<size_t> m_hits;
   std::string m_pending;
 };
 

@@ -13,7 +13,9 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <dirent.h>
 #include <fcntl.h>
+#include <string.h> // strnlen
 #include <sodium.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
@@ -27,7 +29,6 @@ namespace server {
 
 namespace {
 
-constexpr auto k_snapshot_interval = std::chrono::seconds{2};
 
 void harden_process()
 {
@@ -76,6 +77,24 @@ util::UniqueFd lock_pid_file(const util::Paths& paths)
   return fd;
 }
 
+// A daemon killed mid-write leaves util::AtomicFile temp files (FILE.tmp.XXXXXXXX);
+// an old copy of the store must not outlive the secrets it held. We hold the
+// pid lock, so no other writer is running.
+void remove_stale_temp_files(const util::Paths& paths)
+{
+  for (const auto* file : {&paths.secrets, &paths.leases}) {
+    const std::string dir = util::dirname_of(*file);
+    const std::string prefix = file->substr(dir.size() + 1) + ".tmp.";
+    std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
+    for (const dirent* e = d ? ::readdir(d.get()) : nullptr; e; e = ::readdir(d.get())) {
+      const std::string name = e->d_name;
+      if (name.starts_with(prefix) && name.size() == prefix.size() + 8) {
+        ::unlink((dir + "/" + name).c_str());
+      }
+    }
+  }
+}
+
 // Binds the socket, replacing a stale one but never stealing a live one.
 asio::local::stream_protocol::acceptor bind_socket(asio::io_context& io, const std::string& path)
 {
@@ -101,16 +120,86 @@ asio::local::stream_protocol::acceptor bind_socket(asio::io_context& io, const s
   return acceptor;
 }
 
+// systemd socket activation, parsed by hand as ssh-agent does: when
+// LISTEN_PID is ours and LISTEN_FDS is 1, fd 3 is our listening socket.
+// Returns -1 otherwise, or when fd 3 is not a listening Unix stream socket
+// (logged): then we bind our own as before. Clears the variables, so that
+// rotation hooks and other children never see them.
+int activated_socket_fd(const std::string& expected_path)
+{
+  auto take = [](const char* name) {
+    const char* v = std::getenv(name);
+    std::string s = v ? v : "";
+    ::unsetenv(name);
+    return s;
+  };
+  const std::string pid = take("LISTEN_PID");
+  const std::string fds = take("LISTEN_FDS");
+  take("LISTEN_FDNAMES");
+  if (pid.empty() || fds.empty() || pid != std::to_string(::getpid())) {
+    return -1;
+  }
+  constexpr int fd = 3; // SD_LISTEN_FDS_START
+  int type = 0;
+  int listening = 0;
+  socklen_t len = sizeof(int);
+  socklen_t len2 = sizeof(int);
+  sockaddr_un addr{};
+  socklen_t addr_len = sizeof(addr);
+  if (fds != "1" || ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) != 0 || type != SOCK_STREAM
+      || ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len2) != 0 || listening == 0
+      || ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &addr_len) != 0 || addr.sun_family != AF_UNIX) {
+    spdlog::warn("LISTEN_FDS={}: socket activation wants one listening Unix stream socket on fd 3; "
+                 "binding {} instead",
+                 fds, expected_path);
+    return -1;
+  }
+  ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+  const std::string path(addr.sun_path, ::strnlen(addr.sun_path, sizeof(addr.sun_path)));
+  if (path != expected_path) {
+    spdlog::warn("the activated socket is {}, but clients look for {} (socket_path in config.json)", path,
+                 expected_path);
+  }
+  spdlog::info("listening on the socket passed by systemd (fd 3, {})", path);
+  return fd;
+}
+
+// The top fds stay free for the store, the snapshot, rotation pipes and the
+// heartbeat: a connection landing on one of them is closed at once.
+constexpr rlim_t k_reserved_fds = 64;
+
+bool near_fd_limit(int fd)
+{
+  rlimit limit{};
+  return ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+         && static_cast<rlim_t>(fd) + k_reserved_fds >= limit.rlim_cur;
+}
+
 void accept_loop(asio::local::stream_protocol::acceptor& acceptor, State& state, const MethodTable& methods)
 {
   acceptor.async_accept([&](const boost::system::error_code& ec, asio::local::stream_protocol::socket socket) {
     if (ec == asio::error::operation_aborted) {
       return;
     }
-    if (!ec) {
+    if (!ec && near_fd_limit(socket.native_handle())) {
+      // Refused: the socket's destructor closes it; the reserve stays free.
+      static uint64_t refused = 0;
+      if (refused++ % 1000 == 0) {
+        spdlog::warn("too many connections (fd {} is near RLIMIT_NOFILE): refusing new ones; {} refused so far",
+                     socket.native_handle(), refused);
+      }
+    } else if (!ec) {
       std::make_shared<Session>(std::move(socket), state, methods)->start();
     } else {
-      spdlog::warn("accept failed: {}", ec.message());
+      // Out of fds (EMFILE) or another error: retrying at once would spin and flood the log.
+      spdlog::warn("accept failed: {}; retrying in 100 ms", ec.message());
+      auto timer = std::make_shared<asio::steady_timer>(acceptor.get_executor(), std::chrono::milliseconds{100});
+      timer->async_wait([&acceptor, &state, &methods, timer](const boost::system::error_code& wait_ec) {
+        if (!wait_ec) {
+          accept_loop(acceptor, state, methods);
+        }
+      });
+      return;
     }
     accept_loop(acceptor, state, methods);
   });
@@ -118,17 +207,13 @@ void accept_loop(asio::local::stream_protocol::acceptor& acceptor, State& state,
 
 void snapshot_loop(asio::steady_timer& timer, State& state)
 {
-  timer.expires_after(k_snapshot_interval);
+  timer.expires_after(std::chrono::milliseconds{500});
   timer.async_wait([&](const boost::system::error_code& ec) {
     if (ec) {
       return;
     }
-    if (state.snapshot_dirty()) {
-      try {
-        state.write_snapshot();
-      } catch (const std::exception& e) {
-        spdlog::error("failed to write the lease snapshot: {}", e.what());
-      }
+    if (state.snapshot_due()) {
+      state.write_snapshot_async();
     }
     snapshot_loop(timer, state);
   });
@@ -152,13 +237,17 @@ void serve(const util::Paths& home_paths)
   util::SystemClock clock;
   // A running daemon is reported as such, whatever state the store is in.
   auto pid_lock = lock_pid_file(paths);
+  remove_stale_temp_files(paths);
   // Then the store: permission and decryption problems stop us before the
   // socket, the log or the audit log are touched.
   auto store = store::Store::open(paths, clock);
   setup_logging(paths);
 
   asio::io_context io;
-  auto acceptor = bind_socket(io, paths.socket);
+  const int activated_fd = activated_socket_fd(paths.socket); // systemd owns that socket file
+  auto acceptor = activated_fd >= 0
+                    ? asio::local::stream_protocol::acceptor(io, asio::local::stream_protocol(), activated_fd)
+                    : bind_socket(io, paths.socket);
 
   audit::Log log(paths.audit, clock);
   if (log.torn_tail_repaired()) {
@@ -176,7 +265,7 @@ void serve(const util::Paths& home_paths)
   }
   state.last_leased = snapshot.last_leased;
   state.files = snapshot.files;
-  const size_t replayed = replay_audit(paths.audit, snapshot.audit_seq, state.leases, state.last_leased);
+  const size_t replayed = replay_audit(paths.audit, snapshot.audit_seq, state.leases, state.last_leased, state.files);
   if (log.torn_tail_repaired()) {
     state.audit({{"action", "daemon_start"}, {"details", "repaired a torn last line in audit.log"}, {"success", false}});
   }
@@ -184,6 +273,7 @@ void serve(const util::Paths& home_paths)
                {"details", "pid " + std::to_string(::getpid()) + ", restored " + std::to_string(state.leases.size())
                              + " leases (" + std::to_string(replayed) + " replayed from audit.log)"}});
   state.leases_ended(state.leases.expire_due(clock.now()), nullptr);
+  state.rewatch_holders();
   // Env files whose leases ended while we were down.
   std::vector<std::string> registered;
   for (const auto& [path, ids] : state.files) {
@@ -245,7 +335,9 @@ void serve(const util::Paths& home_paths)
     spdlog::info("received signal {}, stopping", signo);
     boost::system::error_code ignored;
     acceptor.close(ignored);
-    ::unlink(paths.socket.c_str());
+    if (activated_fd < 0) {
+      ::unlink(paths.socket.c_str());
+    }
     try {
       state.write_snapshot();
     } catch (const std::exception& e) {

@@ -3,6 +3,7 @@
 #include "audit/log.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
+#include "util/duration.hpp"
 #include "util/time.hpp"
 
 #include <nlohmann/json.hpp>
@@ -12,6 +13,17 @@ namespace server {
 namespace {
 
 using nlohmann::json;
+
+// The holder of a bound lease, in leases.json and in lease_acquire audit lines.
+void read_binding(const json& j, lease::Lease& l)
+{
+  const auto pid = j.find("bind_pid");
+  const auto start = j.find("bind_start");
+  if (pid != j.end() && pid->is_number_integer() && start != j.end() && start->is_number_unsigned()) {
+    l.bind_pid = pid->get<int>();
+    l.bind_start = start->get<uint64_t>();
+  }
+}
 
 lease::Lease lease_from_json(const json& j, const std::string& path)
 {
@@ -37,6 +49,10 @@ lease::Lease lease_from_json(const json& j, const std::string& path)
   l.client_id = j.contains("client_id") && j["client_id"].is_string() ? j["client_id"].get<std::string>() : "";
   l.created_at = time("created_at");
   l.expires_at = time("expires_at");
+  read_binding(j, l);
+  if (const auto it = j.find("ttl"); it != j.end() && it->is_string()) {
+    l.ttl = util::parse_duration(it->get<std::string>()).value_or(util::Duration::zero());
+  }
   return l;
 }
 
@@ -100,11 +116,17 @@ void write_leases_snapshot(const std::string& path, uint64_t audit_seq, const st
 {
   json list = json::array();
   for (const auto& l : leases) {
-    list.push_back({{"id", l.id},
-                    {"secret_name", l.secret_name},
-                    {"client_id", l.client_id},
-                    {"created_at", util::format_rfc3339_nano(l.created_at)},
-                    {"expires_at", util::format_rfc3339_nano(l.expires_at)}});
+    json item = {{"id", l.id},
+                 {"secret_name", l.secret_name},
+                 {"client_id", l.client_id},
+                 {"created_at", util::format_rfc3339_nano(l.created_at)},
+                 {"expires_at", util::format_rfc3339_nano(l.expires_at)},
+                 {"ttl", util::format_duration(l.ttl)}};
+    if (l.bind_pid != 0) {
+      item["bind_pid"] = l.bind_pid;
+      item["bind_start"] = l.bind_start;
+    }
+    list.push_back(std::move(item));
   }
   json last = json::object();
   for (const auto& [name, when] : last_leased) {
@@ -122,7 +144,8 @@ void write_leases_snapshot(const std::string& path, uint64_t audit_seq, const st
   util::write_file_atomic(path, doc.dump(2) + "\n");
 }
 
-size_t replay_audit(const std::string& audit_path, uint64_t after_seq, lease::Table& table, LastLeased& last_leased)
+size_t replay_audit(const std::string& audit_path, uint64_t after_seq, lease::Table& table, LastLeased& last_leased,
+                    RegisteredFiles& files)
 {
   size_t replayed = 0;
   for (const auto& entry : audit::read_after(audit_path, after_seq)) {
@@ -143,10 +166,29 @@ size_t replay_audit(const std::string& audit_path, uint64_t after_seq, lease::Ta
       }
       l.created_at = *created;
       l.expires_at = *expires;
+      read_binding(entry, l);
       last_leased[l.secret_name] = *created;
+      table.restore(std::move(l));
+    } else if (action == "lease_renew" && table.find(id)) {
+      const auto expires = util::parse_rfc3339(entry.value("expires_at", ""));
+      if (!expires) {
+        continue;
+      }
+      lease::Lease l = *table.find(id);
+      l.expires_at = *expires;
       table.restore(std::move(l));
     } else if ((action == "lease_revoke" || action == "lease_expire" || action == "lease_end") && !id.empty()) {
       table.forget(id, action == "lease_expire" ? lease::EndReason::expired : lease::EndReason::revoked);
+    } else if (action == "env_file_registered" && entry.contains("path") && entry.contains("lease_ids")) {
+      auto& ids = files[entry.value("path", "")];
+      ids.clear();
+      for (const auto& lease_id : entry["lease_ids"]) {
+        if (lease_id.is_string()) {
+          ids.insert(lease_id.get<std::string>());
+        }
+      }
+    } else if (action == "env_file_removed" && entry.contains("path")) {
+      files.erase(entry.value("path", ""));
     } else if (action == "secret_delete") {
       last_leased.erase(entry.value("secret_name", ""));
     } else if (action == "killswitch") {

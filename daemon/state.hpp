@@ -10,6 +10,7 @@
 #include "rpc/protocol.hpp"
 #include "store/store.hpp"
 #include "util/clock.hpp"
+#include "util/file.hpp"
 #include "util/paths.hpp"
 
 #include <functional>
@@ -80,6 +81,8 @@ public:
   void watch(const std::string& lease_id, const std::shared_ptr<Session>& session);
   // Deletes a registered env file once none of its leases is live; returns whether it did.
   bool remove_file_if_done(const std::string& path, const Peer* peer);
+  // Unlinks `path` if it is an env file `secrets env` wrote; says what it did, for the audit.
+  static std::string delete_env_file(const std::string& path);
   // A session with replies waiting for their audit lines; on_durable (io
   // thread) releases them.
   void wait_for_durable(const std::shared_ptr<Session>& session);
@@ -89,6 +92,12 @@ public:
   // stores the new value, audits secret_rotate, then calls `done`. Two
   // rotations of one secret never overlap: the second fails at once.
   void rotate(const std::string& name, const Peer* peer, std::function<void(RotationOutcome)> done);
+  // Process-bound leases (holders.cpp): the lease ends when its holder exits.
+  // Watches a bound lease's holder through `pidfd` (util::open_process), or
+  // opens one when none is given; false when the holder is gone.
+  bool watch_holder(const lease::Lease& l, util::UniqueFd pidfd = {});
+  // After a restart: re-watches every bound lease and ends those whose holder is gone.
+  void rewatch_holders();
   // Throws killswitch_tripped when new leases (or store changes) are refused.
   void check_not_tripped() const;
   // Waits for running hooks (shutdown).
@@ -104,12 +113,28 @@ public:
   bool snapshot_dirty() const { return m_snapshot_dirty; }
   // Writes leases.json covering every line appended so far (waits until they are durable first).
   void write_snapshot();
+  // The periodic snapshot: due when dirty, not sooner than k_snapshot_interval
+  // (longer for big tables); copies the table here and writes it on a worker.
+  static constexpr auto k_snapshot_interval = std::chrono::seconds{2};
+  bool snapshot_due() const;
+  void write_snapshot_async();
 
   // Set around each dispatch: the last audit seq the reply must wait for.
   uint64_t request_seq = 0;
 
 private:
   void on_prune_timer();
+  struct Holder
+  {
+    explicit Holder(asio::io_context& io, int fd) : pidfd(io, fd) {}
+    asio::posix::stream_descriptor pidfd;
+    std::set<std::string> leases;
+  };
+  using HolderKey = std::pair<int, uint64_t>; // pid, start time
+  void on_holder_exit(const HolderKey& key);
+  void unwatch_holder(const lease::Lease& l);
+
+  std::map<HolderKey, std::unique_ptr<Holder>> m_holders;
 
   asio::steady_timer m_prune_timer;
   std::optional<util::TimePoint> m_armed_deadline;
@@ -118,6 +143,8 @@ private:
   std::set<std::string> m_rotating;
   asio::thread_pool m_workers{4}; // hooks run here, never on the io thread
   bool m_snapshot_dirty = false;
+  bool m_snapshot_writing = false;
+  std::chrono::steady_clock::time_point m_snapshot_at{};
 };
 
 struct Request

@@ -104,7 +104,8 @@ Table::Table(const util::Clock& clock, std::function<std::string()> make_id, std
 {
 }
 
-const Lease& Table::acquire(std::string secret_name, std::string client_id, util::Duration ttl)
+const Lease& Table::acquire(std::string secret_name, std::string client_id, util::Duration ttl, int bind_pid,
+                           uint64_t bind_start)
 {
   const auto now = m_clock.now();
   const auto expires_at = checked_add(now, ttl);
@@ -118,7 +119,7 @@ const Lease& Table::acquire(std::string secret_name, std::string client_id, util
     throw Error(Errc::internal, "lease id generator returned a duplicate or empty id \"" + printable(id) + "\"");
   }
   auto key = id;
-  insert(Lease{std::move(id), std::move(secret_name), std::move(client_id), now, *expires_at});
+  insert(Lease{std::move(id), std::move(secret_name), std::move(client_id), now, *expires_at, ttl, bind_pid, bind_start});
   return m_live.at(key);
 }
 
@@ -138,9 +139,12 @@ std::vector<Ended> Table::revoke_all(EndReason reason)
   std::vector<Ended> ended;
   ended.reserve(m_live.size());
   for (const auto& [expires_at, id] : m_deadlines) {
-    auto it = m_live.find(id);
-    remember_ended(id, it->second.secret_name, reason);
-    ended.push_back(Ended{std::move(it->second), reason});
+    ended.push_back(Ended{std::move(m_live.find(id)->second), reason});
+  }
+  // Only the last ended_memory would be remembered anyway.
+  const size_t first = ended.size() - std::min(ended.size(), m_ended_memory);
+  for (size_t i = first; i < ended.size(); ++i) {
+    remember_ended(ended[i].lease.id, ended[i].lease.secret_name, reason);
   }
   m_deadlines.clear();
   m_by_secret.clear();
@@ -220,6 +224,9 @@ void Table::restore(Lease lease)
   }
   if (const auto it = m_live.find(lease.id); it != m_live.end()) {
     unlink(it);
+  }
+  if (lease.ttl == util::Duration::zero()) {
+    lease.ttl = std::chrono::duration_cast<util::Duration>(lease.expires_at - lease.created_at);
   }
   insert(std::move(lease));
 }

@@ -35,6 +35,7 @@
 #include "util/duration.hpp"
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -55,6 +56,9 @@ struct Lease
   std::string client_id;
   util::TimePoint created_at;
   util::TimePoint expires_at;
+  util::Duration ttl{};   // as acquired: what a renewal without a TTL extends by
+  int bind_pid = 0;       // the holder process (0: not bound); the daemon ends
+  uint64_t bind_start = 0; // the lease when it exits. Its start time (util/process.hpp).
 };
 
 enum class EndReason { revoked, expired, killswitch, secret_deleted, holder_exited };
@@ -96,7 +100,9 @@ public:
   // A new lease with created_at = now and expires_at = now + ttl. Throws
   // invalid_params if ttl <= 0 or overflows the clock; internal if make_id
   // repeats a live id.
-  const Lease& acquire(std::string secret_name, std::string client_id, util::Duration ttl);
+  // `bind_pid`/`bind_start` are recorded as given: the daemon watches the process.
+  const Lease& acquire(std::string secret_name, std::string client_id, util::Duration ttl, int bind_pid = 0,
+                       uint64_t bind_start = 0);
 
   // Ends one live lease (whether or not its deadline has passed) and returns
   // it. Throws lease_ended for a recently ended id, lease_not_found otherwise.
@@ -128,7 +134,8 @@ public:
   // Snapshot load and write-ahead-log replay: inserts `lease` as given. A lease
   // already past expires_at is still inserted, so that expire_due ends and
   // reports it and the daemon audits the expiry. A live lease with the same id
-  // is replaced. Throws invalid_params for an empty id.
+  // is replaced. A zero ttl is taken as expires_at - created_at. Throws
+  // invalid_params for an empty id.
   void restore(Lease lease);
 
   // Replay of lease_revoke / lease_expire / lease_end lines: removes the lease

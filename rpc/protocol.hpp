@@ -15,10 +15,6 @@ using nlohmann::json;
 
 constexpr size_t k_max_line = 1024 * 1024; // a longer line is refused and the connection closed
 
-// The first line of every .env file `secrets env` writes. The daemon and
-// `secrets cleanup` delete only files that start with it.
-constexpr const char* k_env_file_header = "# written by secrets env (agent-secrets)";
-
 namespace code {
 constexpr int parse_error = -32700;
 constexpr int invalid_request = -32600;

@@ -8,10 +8,14 @@ packages=(
   g++ cmake make pkg-config
   libsodium-dev libboost-dev nlohmann-json3-dev libcli11-dev
   libcurl4-openssl-dev libspdlog-dev doctest-dev zlib1g-dev
-  age bsdutils procps python3
+  age bsdutils procps python3 python3-yaml valgrind
+  zsh fish # tests/e2e/test_completion.py parses the generated completion scripts
 )
 # Extra packages for a target, e.g. `deps.sh clang libclang-rt-14-dev`.
 packages+=("$@")
+# Node.js and npm for the Node tests, unless some node and npm are on PATH already.
+command -v node >/dev/null || packages+=(nodejs)
+command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -19,13 +23,27 @@ for p in "${packages[@]}"; do
     missing+=("$p")
   fi
 done
-((${#missing[@]} == 0)) && exit 0
-
-sudo=()
-if [[ $(id -u) -ne 0 ]]; then
-  sudo=(sudo)
+if ((${#missing[@]} > 0)); then
+  sudo=()
+  if [[ $(id -u) -ne 0 ]]; then
+    sudo=(sudo)
+  fi
+  echo "deps: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo[@]}" apt-get update -qq >/dev/null
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
-echo "deps: installing ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq >/dev/null
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+
+# The npm packages of the Node tests, from their committed lock files (npm ci),
+# again only when a lock file changed since the last install.
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+for dir in integrations/openclaw tests/mcp; do
+  sum=$(sha256sum "$root/$dir/package-lock.json" | cut -d' ' -f1)
+  stamp=$root/$dir/node_modules/.lock-sha256
+  if [[ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]]; then
+    command -v npm >/dev/null || { echo "deps: npm not found: install Node.js 20 or later" >&2; exit 1; }
+    echo "deps: npm ci in $dir" >&2
+    (cd "$root/$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    echo "$sum" >"$stamp"
+  fi
+done

@@ -4,6 +4,7 @@
 
 #include <cerrno>
 #include <fcntl.h>
+#include <string.h> // explicit_bzero
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -65,6 +66,14 @@ std::optional<std::string> read_file_if_exists(const std::string& path)
     out.append(buf, static_cast<size_t>(n));
   }
   return out;
+}
+
+void wipe(std::string& s)
+{
+  if (s.capacity() > 0) {
+    explicit_bzero(s.data(), s.capacity());
+  }
+  s.clear();
 }
 
 std::string read_file(const std::string& path)

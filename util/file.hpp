@@ -32,6 +32,9 @@ private:
 // Reads the whole file; nullopt if it does not exist.
 std::optional<std::string> read_file_if_exists(const std::string& path);
 std::string read_file(const std::string& path);
+
+// Zeroes a string's whole buffer (explicit_bzero, so not optimised away) and empties it.
+void wipe(std::string& s);
 void write_all(int fd, std::string_view data, const std::string& what);
 void fsync_dir(const std::string& dir);
 std::string dirname_of(const std::string& path);

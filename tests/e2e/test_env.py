@@ -163,8 +163,29 @@ class EnvTest(E2ETestCase):
         r = self.assert_ok(self.run_in(other, "cleanup"), "secrets cleanup")
         self.assertEqual(r["removed"], [os.path.join(other, ".env.copy")])
         self.assertEqual(os.listdir(other), [".env"])
+        # the daemon made the deletion, so it is in the audit log
+        removals = [e for e in self.home.audit_entries() if e["action"] == "env_file_removed"]
+        self.assertTrue(any(os.path.join(other, ".env.copy") in e["details"] and "secrets cleanup" in e["details"]
+                            and e["success"] for e in removals), removals)
         with open(plain) as f:
             self.assertEqual(f.read(), "# my own env\nKEY=value\n")
+
+    def test_remove_env_file_rpc_refuses_other_files_and_live_leases(self):
+        self.home.add("tok", "v")
+        result = self.env_file("tok")
+        plain = self.path("plain.env")
+        with open(plain, "w") as f:
+            f.write("KEY=value\n")
+        link = self.path("link.env")
+        os.symlink(self.path(".env"), link)
+        for p in (plain, link, "relative/.env"):
+            reply = self.home.rpc("secrets.removeEnvFile", {"path": p})
+            self.assert_rpc_error(reply, -32602)
+            self.assertTrue(os.path.lexists(p) or p.startswith("relative"), p)
+        reply = self.home.rpc("secrets.removeEnvFile", {"path": self.path(".env")})["result"]
+        self.assertFalse(reply["removed"], reply)
+        self.assertEqual(reply["live_leases"], [result["leases"][0]["lease_id"]])
+        self.assertTrue(os.path.exists(self.path(".env")))
 
     def test_env_file_survives_restart_and_is_deleted_on_revoke(self):
         self.home.add("tok", "v")

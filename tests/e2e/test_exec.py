@@ -174,6 +174,43 @@ class Exec(E2ETestCase):
                 p.wait()
         self.assertEqual(wait_until(lambda: self.active_leases() == 0, timeout=3), True)
 
+    def test_sigint_and_sighup_are_forwarded(self):
+        for sig, code in ((signal.SIGINT, 4), (signal.SIGHUP, 5)):
+            with self.subTest(signal=sig.name):
+                name = sig.name[3:]
+                p = self.popen("--secret", "tok=TOKEN", "--", "sh", "-c",
+                               'trap "echo trapped-%s; exit %d" %s; echo ready; sleep 30 & wait' % (name, code, name))
+                try:
+                    self.assertEqual(p.stdout.readline(), b"ready\n")  # the trap is set
+                    p.send_signal(sig)
+                    out, _ = p.communicate(timeout=5)
+                    self.assertEqual(p.returncode, code)
+                    self.assertEqual(out, ("trapped-%s\n" % name).encode())
+                finally:
+                    if p.poll() is None:
+                        p.kill()
+                        p.wait()
+                self.assertEqual(wait_until(lambda: self.active_leases() == 0, timeout=3), True)
+
+    def test_child_ignoring_sigterm_is_killed_5s_later(self):
+        # The ignored SIGTERM is inherited by sleep too: only SIGKILL ends the group.
+        p = self.popen("--secret", "tok=TOKEN", "--", "sh", "-c", 'trap "" TERM; echo ready; sleep 60')
+        try:
+            self.assertEqual(p.stdout.readline(), b"ready\n")
+            lease_id = self.wait_for_lease()
+            start = time.monotonic()
+            self.home.run_json("revoke", lease_id)
+            rc = p.wait(timeout=15)
+            waited = time.monotonic() - start
+            err = p.stderr.read()
+            self.assertEqual(rc, DENIED, err)
+            self.assertGreaterEqual(waited, 4.5, "SIGKILL came before the 5 s grace period")
+            self.assertIn(("lease %s for tok ended (revoked)" % lease_id).encode(), err)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
 
 class ExecDaemonGone(E2ETestCase):
     def test_lost_watch_connection_stops_the_child(self):
