@@ -230,6 +230,10 @@ void State::write_snapshot_async()
   m_snapshot_writing = true;
   m_snapshot_at = std::chrono::steady_clock::now();
   asio::post(m_workers, [this, copy]() mutable {
+    // Hand back the pages of what ended since the last snapshot (100,000
+    // revoked leases, say) before the file says the table is small, and the
+    // snapshot's own temporaries after; else RSS stays at its peak.
+    ::malloc_trim(0);
     bool ok = true;
     try {
       log.wait_durable(copy->audit_seq); // never ahead of the log it is replayed from
@@ -239,8 +243,6 @@ void State::write_snapshot_async()
       ok = false;
     }
     copy.reset();
-    // Ended leases and the snapshot's temporaries are freed by now: hand the
-    // pages back, or RSS stays at its peak after 100,000 leases.
     ::malloc_trim(0);
     asio::post(io, [this, ok] {
       m_snapshot_writing = false;
