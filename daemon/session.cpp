@@ -338,7 +338,11 @@ void Session::close()
   for (auto& out : m_queue) {
     explicit_bzero(out.data.data(), out.data.size());
   }
-  m_queue.clear();
+  // A reply being written stays until its handler runs (aborted, or done):
+  // Asio still holds its buffer, and the handler pops it. Dropping it here
+  // made that pop hit an empty queue (a double free ASan caught when a client
+  // hung up while its lease reply was in flight).
+  m_queue.erase(m_writing && !m_queue.empty() ? std::next(m_queue.begin()) : m_queue.begin(), m_queue.end());
 }
 
 } // namespace server
