@@ -106,6 +106,23 @@ def age_decrypt(home):
         raise AssertionError("age -d failed: %r" % (p.stderr,))
     return json.loads(p.stdout)
 
+def nobody_prefix():
+    """(argv prefix that runs a command as `nobody`, its pwd entry), or None
+    when we are not root or have no way to switch."""
+    import pwd
+    if os.geteuid() != 0:
+        return None
+    try:
+        pw = pwd.getpwnam("nobody")
+    except KeyError:
+        return None
+    if shutil.which("setpriv"):
+        return ["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid, "--clear-groups", "--"], pw
+    if shutil.which("runuser"):
+        return ["runuser", "-u", "nobody", "--"], pw
+    return None
+
+
 def wait_until(predicate, timeout=5.0, interval=0.05):
     """Polls predicate() until it returns a truthy value or timeout; returns the last value."""
     deadline = time.monotonic() + timeout

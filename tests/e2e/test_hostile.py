@@ -29,21 +29,7 @@ def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
-def nobody():
-    if os.geteuid() != 0:
-        return None
-    try:
-        pw = pwd.getpwnam("nobody")
-    except KeyError:
-        return None
-    if shutil.which("setpriv"):
-        return ["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid, "--clear-groups", "--"], pw
-    if shutil.which("runuser"):
-        return ["runuser", "-u", "nobody", "--"], pw
-    return None
-
-
-NOBODY = nobody()
+NOBODY = harness.nobody_prefix()
 
 CLIENT = r"""
 import json, socket, sys

@@ -442,21 +442,7 @@ class Ordering(E2ETestCase):
         self.assertIs(res["ok"], True, res)
 
 
-def _nobody_prefix():
-    if os.geteuid() != 0:
-        return None
-    try:
-        pw = pwd.getpwnam("nobody")
-    except KeyError:
-        return None
-    if shutil.which("setpriv"):
-        return ["setpriv", "--reuid=%d" % pw.pw_uid, "--regid=%d" % pw.pw_gid, "--clear-groups", "--"], pw
-    if shutil.which("runuser"):
-        return ["runuser", "-u", "nobody", "--"], pw
-    return None
-
-
-_NOBODY = _nobody_prefix()
+_NOBODY = harness.nobody_prefix()
 
 
 @unittest.skipUnless(_NOBODY is not None, "needs root and setpriv or runuser (and a nobody user)")
