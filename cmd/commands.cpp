@@ -121,6 +121,11 @@ struct Options
   std::string rotate_via;
   std::string bind;
   std::string value;
+  bool proxy_only = false;
+  std::string base_url;
+  std::vector<std::string> allow_methods;
+  std::vector<std::string> allow_paths;
+  std::string inject;
   bool force = false;
   bool json_out = false;
   bool raw = false;
@@ -214,6 +219,13 @@ Outcome do_add(const Options& o, bool value_flag_given)
   json params = {{"name", o.name}, {"value", value}, {"force", o.force}};
   if (!o.rotate_via.empty()) {
     params["rotate_via"] = o.rotate_via;
+  }
+  if (o.proxy_only) {
+    params["proxy_only"] = true;
+    params["base_url"] = o.base_url;
+    params["allow_methods"] = o.allow_methods;
+    params["allow_paths"] = o.allow_paths;
+    params["inject"] = o.inject;
   }
   json result;
   try {
@@ -343,6 +355,19 @@ int run(int argc, char** argv)
   add->add_option("--rotate-via", o.rotate_via, "shell command that rotates the secret");
   add->add_flag("--force", o.force, "replace an existing secret");
   auto* value_opt = add->add_option("--value", o.value, "the value (visible in argv: prefer stdin)");
+  auto* proxy_only = add->add_flag("--proxy-only", o.proxy_only,
+                                   "never hand out the value: leases get a placeholder for the proxy");
+  auto* base_url = add->add_option("--base-url", o.base_url, "proxy-only: where the proxy sends requests (https://...)")
+                     ->needs(proxy_only);
+  proxy_only->needs(base_url);
+  add->add_option("--allow-method", o.allow_methods, "proxy-only: allowed methods, e.g. GET,POST (default: any)")
+    ->delimiter(',')
+    ->needs(proxy_only);
+  add->add_option("--allow-path", o.allow_paths, "proxy-only: allowed path prefixes (default: base URL's path)")
+    ->delimiter(',')
+    ->needs(proxy_only);
+  add->add_option("--inject", o.inject, "proxy-only: bearer (default), basic, header:NAME, query:NAME or body")
+    ->needs(proxy_only);
   add->callback([&] { action = [&] { return do_add(o, value_opt->count() > 0); }; });
 
   auto* list = app.add_subcommand("list", "list secrets (never values)");

@@ -80,6 +80,9 @@ bool starts_with_icase(std::string_view text, std::string_view prefix)
 }
 
 // "off", or host:port with a port from 1 to 65535. An IPv6 host is bracketed.
+// The proxy hands out requests that carry real credentials: it listens on
+// loopback only. Port 0 asks the kernel for a free port (`secrets status`
+// shows which).
 bool valid_listen(std::string_view listen)
 {
   if (listen == "off") {
@@ -89,22 +92,12 @@ bool valid_listen(std::string_view listen)
   if (colon == std::string_view::npos || colon == 0) {
     return false;
   }
-  std::string_view host = listen.substr(0, colon);
+  const std::string_view host = listen.substr(0, colon);
   const std::string_view port = listen.substr(colon + 1);
-  bool bracketed = false;
-  if (host.front() == '[') {
-    if (host.size() < 3 || host.back() != ']') {
-      return false;
-    }
-    host = host.substr(1, host.size() - 2);
-    bracketed = true;
-  }
-  for (char ch : host) {
-    const bool ok = std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '-' || ch == '_'
-                    || (bracketed && (ch == ':' || ch == '%'));
-    if (!ok) {
-      return false;
-    }
+  const bool ipv4_loopback = host.starts_with("127.") && host.find_first_not_of("0123456789.") == std::string_view::npos
+                             && std::count(host.begin(), host.end(), '.') == 3;
+  if (host != "localhost" && host != "[::1]" && !ipv4_loopback) {
+    return false;
   }
   if (port.empty() || port.size() > 5) {
     return false;
@@ -116,7 +109,7 @@ bool valid_listen(std::string_view listen)
     }
     value = value * 10 + static_cast<unsigned>(ch - '0');
   }
-  return value >= 1 && value <= 65535;
+  return value <= 65535;
 }
 
 // 1-based line of the byte nlohmann reports (the last one it read).
@@ -398,7 +391,8 @@ void read_proxy(const Reader& r, const ordered_json& object, Proxy& proxy)
                                                        "upstream transfers"));
 
   if (!valid_listen(proxy.listen)) {
-    r.fail("\"proxy.listen\" must be \"off\" or host:port with a port from 1 to 65535, got "
+    r.fail("\"proxy.listen\" must be \"off\" or a loopback host:port (127.0.0.1, [::1] or localhost; port 0 "
+           "picks a free one), got "
            + describe(ordered_json(proxy.listen)));
   }
 }

@@ -272,6 +272,7 @@ void serve(const util::Paths& home_paths)
   state.audit({{"action", "daemon_start"},
                {"details", "pid " + std::to_string(::getpid()) + ", restored " + std::to_string(state.leases.size())
                              + " leases (" + std::to_string(replayed) + " replayed from audit.log)"}});
+  state.reindex_placeholders();
   state.leases_ended(state.leases.expire_due(clock.now()), nullptr);
   state.rewatch_holders();
   // Env files whose leases ended while we were down.
@@ -323,6 +324,24 @@ void serve(const util::Paths& home_paths)
     state.heartbeat_reset = [hb = heartbeat.get()] { hb->reset(); };
   }
 
+  if (cfg.proxy.listen != "off") {
+    auto server = std::make_unique<proxy::Server>(
+      cfg.proxy, io,
+      [&state](const std::string& route, const std::vector<std::string>& placeholders) {
+        return state.resolve_proxy(route, placeholders);
+      },
+      [&state](json line) { state.audit(std::move(line)); });
+    try {
+      server->start();
+      spdlog::info("proxy listening on {}", server->address());
+      state.proxy_server = std::move(server);
+    } catch (const util::Error& e) {
+      // Leases of ordinary secrets go on; proxy-only ones are refused, naming this.
+      spdlog::warn("{}", e.what());
+      state.proxy_error = e.what();
+    }
+  }
+
   accept_loop(acceptor, state, methods);
   asio::steady_timer snapshot_timer(io);
   snapshot_loop(snapshot_timer, state);
@@ -333,19 +352,26 @@ void serve(const util::Paths& home_paths)
       return;
     }
     spdlog::info("received signal {}, stopping", signo);
-    boost::system::error_code ignored;
-    acceptor.close(ignored);
-    if (activated_fd < 0) {
-      ::unlink(paths.socket.c_str());
+    if (state.proxy_server) {
+      // Its last requests' audit lines are now queued on this thread: the
+      // rest of the shutdown is queued behind them, so they land before daemon_stop.
+      state.proxy_server->stop();
     }
-    try {
-      state.write_snapshot();
-    } catch (const std::exception& e) {
-      spdlog::error("failed to write the lease snapshot: {}", e.what());
-    }
-    state.audit({{"action", "daemon_stop"}, {"details", "signal " + std::to_string(signo)}});
-    log.wait_durable(log.last_seq());
-    io.stop();
+    asio::post(io, [&, signo] {
+      boost::system::error_code ignored;
+      acceptor.close(ignored);
+      if (activated_fd < 0) {
+        ::unlink(paths.socket.c_str());
+      }
+      try {
+        state.write_snapshot();
+      } catch (const std::exception& e) {
+        spdlog::error("failed to write the lease snapshot: {}", e.what());
+      }
+      state.audit({{"action", "daemon_stop"}, {"details", "signal " + std::to_string(signo)}});
+      log.wait_durable(log.last_seq());
+      io.stop();
+    });
   });
   ::signal(SIGPIPE, SIG_IGN);
 

@@ -1,4 +1,5 @@
 // secrets.lease, secrets.revoke, secrets.leases, secrets.watch, and the env files of `secrets env`
+#include "audit/chain.hpp"
 #include "daemon/session.hpp"
 #include "daemon/state.hpp"
 #include "rpc/env_file.hpp"
@@ -72,10 +73,24 @@ json acquire(State& s, const Request& r)
     throw util::Error(util::Errc::secret_not_found, "secret " + name + " not found",
                       "secrets add " + name + "  # or: secrets list");
   }
+  // A proxy-only secret's lease carries a placeholder in place of the value
+  // (DESIGN.md section 10); only its hash is kept.
+  std::string placeholder;
+  std::string placeholder_sha256;
+  if (secret->info.proxy) {
+    if (!s.proxy_server) {
+      throw util::Error(util::Errc::io,
+                        "secret " + name + " is proxy-only and the proxy is not running"
+                          + (s.proxy_error.empty() ? std::string(" (proxy.listen is off)") : ": " + s.proxy_error),
+                        "set proxy.listen in config.json (default 127.0.0.1:7700), then restart secrets serve");
+    }
+    placeholder = State::new_placeholder();
+    placeholder_sha256 = audit::sha256_hex(placeholder);
+  }
   int bind_pid = 0;
   uint64_t bind_start = 0;
   auto pidfd = holder_pidfd(r.params, bind_pid, bind_start);
-  const auto& l = s.leases.acquire(name, client_id, ttl, bind_pid, bind_start);
+  const auto& l = s.leases.acquire(name, client_id, ttl, bind_pid, bind_start, placeholder_sha256);
   // The acquire line is the write-ahead log record: the reply (with the
   // value) leaves only once it is durable.
   json line = {{"action", "lease_acquire"},
@@ -90,12 +105,16 @@ json acquire(State& s, const Request& r)
     line["bind_start"] = bind_start;
     s.watch_holder(l, std::move(pidfd));
   }
+  if (!placeholder.empty()) {
+    line["placeholder_sha256"] = placeholder_sha256;
+    s.index_placeholder(l);
+  }
   s.audit(std::move(line), &r.peer);
   s.last_leased[name] = l.created_at;
   s.mark_dirty();
   s.rearm_prune_timer();
   json out = {{"lease_id", l.id},
-              {"value", std::string(secret->value.view())},
+              {"value", placeholder.empty() ? std::string(secret->value.view()) : placeholder},
               {"expires_at", util::format_rfc3339_nano(l.expires_at)},
               {"secret_name", name},
               {"client_id", client_id},
@@ -103,6 +122,10 @@ json acquire(State& s, const Request& r)
               {"max_expires_at", max_expires_at(s, l)}};
   if (bind_pid != 0) {
     out["bind_pid"] = bind_pid;
+  }
+  if (!placeholder.empty()) {
+    out["proxy"] = true;
+    out["proxy_url"] = "http://" + s.proxy_server->address() + "/" + name;
   }
   return out;
 }

@@ -1,5 +1,6 @@
 // secrets.add, secrets.list, secrets.delete, secrets.get
 #include "daemon/state.hpp"
+#include "proxy/spec.hpp"
 #include "util/error.hpp"
 #include "util/time.hpp"
 
@@ -17,7 +18,31 @@ json secret_info_json(const store::SecretInfo& info, size_t active_leases)
   if (!info.rotate_via.empty()) {
     j["rotate_via"] = info.rotate_via;
   }
+  j["proxy_only"] = info.proxy.has_value();
+  if (info.proxy) {
+    const auto url = proxy::parse_base_url(info.proxy->base_url);
+    j["proxy"] = {{"base_url", info.proxy->base_url},
+                  {"host", url ? url->host : ""},
+                  {"allow_methods", info.proxy->allow_methods},
+                  {"allow_paths", info.proxy->allow_paths},
+                  {"inject", info.proxy->inject}};
+  }
   return j;
+}
+
+// A value the proxy puts into a header must be one line: a line break would
+// let the secret smuggle a second header or request upstream.
+void check_proxy_value(const std::string& name, std::string_view value, const store::ProxySpec& spec)
+{
+  const auto injection = proxy::parse_injection(spec.inject);
+  const bool in_header = injection && injection->kind != proxy::Injection::Kind::body
+                         && injection->kind != proxy::Injection::Kind::query;
+  if (in_header && value.find_first_of(std::string_view("\r\n\0", 3)) != std::string_view::npos) {
+    throw util::Error(util::Errc::invalid_params,
+                      "secret " + name + " goes into a header (inject " + spec.inject
+                        + ") and its value holds a line break or NUL",
+                      "printf '%s' \"$VALUE\" | secrets add " + name + " --force --proxy-only ...");
+  }
 }
 
 json add(State& s, const Request& r)
@@ -36,16 +61,35 @@ json add(State& s, const Request& r)
     rotate_via = optional_string(r.params, "rotate_via");
   }
   const bool force = optional_bool(r.params, "force");
+  std::optional<store::ProxySpec> proxy;
+  if (optional_bool(r.params, "proxy_only")) {
+    proxy = proxy::make_spec(optional_string(r.params, "base_url"), optional_string_array(r.params, "allow_methods"),
+                             optional_string_array(r.params, "allow_paths"), optional_string(r.params, "inject"));
+    check_proxy_value(name, value_it->get_ref<const std::string&>(), *proxy);
+  } else {
+    for (const char* field : {"base_url", "allow_methods", "allow_paths", "inject"}) {
+      if (r.params.contains(field)) {
+        throw util::Error(util::Errc::invalid_params,
+                          std::string("invalid params: ") + field + " applies only with proxy_only",
+                          "secrets add " + name + " --proxy-only --base-url https://...");
+      }
+    }
+    if (const auto* existing = s.store->find(name); existing && existing->info.proxy) {
+      // Replacing a proxy-only secret's value keeps it proxy-only (store.hpp).
+      check_proxy_value(name, value_it->get_ref<const std::string&>(), *existing->info.proxy);
+    }
+  }
   if (s.wiped) {
     s.check_not_tripped(); // a wiped store takes no new secrets: its identity is gone
   }
   const bool existed = s.store->find(name) != nullptr;
   const auto& info =
-    s.store->add(name, store::age::SecretBuffer(value_it->get_ref<const std::string&>()), rotate_via, force);
+    s.store->add(name, store::age::SecretBuffer(value_it->get_ref<const std::string&>()), rotate_via, force, proxy);
   s.audit({{"action", "secret_add"},
            {"secret_name", name},
            {"details", existed ? "replaced" : "created"},
-           {"rotate_via_set", !info.rotate_via.empty()}},
+           {"rotate_via_set", !info.rotate_via.empty()},
+           {"proxy_only", info.proxy.has_value()}},
           &r.peer);
   return {{"success", true},
           {"message", (existed ? "secret replaced: " : "secret added: ") + name},

@@ -19,6 +19,7 @@ json status(State& s, const Request&)
           {"secrets_count", s.store->size()},
           {"active_leases", s.leases.size()},
           {"heartbeat", s.heartbeat_status()},
+          {"proxy", s.proxy_status()},
           {"pid", ::getpid()},
           {"version", AGENT_SECRETS_VERSION},
           {"uptime", util::format_duration(std::chrono::duration_cast<std::chrono::seconds>(now - s.started_at))},

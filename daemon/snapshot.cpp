@@ -14,7 +14,8 @@ namespace {
 
 using nlohmann::json;
 
-// The holder of a bound lease, in leases.json and in lease_acquire audit lines.
+// The holder of a bound lease and a proxy lease's placeholder hash, in
+// leases.json and in lease_acquire audit lines.
 void read_binding(const json& j, lease::Lease& l)
 {
   const auto pid = j.find("bind_pid");
@@ -22,6 +23,9 @@ void read_binding(const json& j, lease::Lease& l)
   if (pid != j.end() && pid->is_number_integer() && start != j.end() && start->is_number_unsigned()) {
     l.bind_pid = pid->get<int>();
     l.bind_start = start->get<uint64_t>();
+  }
+  if (const auto it = j.find("placeholder_sha256"); it != j.end() && it->is_string()) {
+    l.placeholder_sha256 = it->get<std::string>();
   }
 }
 
@@ -125,6 +129,9 @@ void write_leases_snapshot(const std::string& path, uint64_t audit_seq, const st
     if (l.bind_pid != 0) {
       item["bind_pid"] = l.bind_pid;
       item["bind_start"] = l.bind_start;
+    }
+    if (!l.placeholder_sha256.empty()) {
+      item["placeholder_sha256"] = l.placeholder_sha256;
     }
     list.push_back(std::move(item));
   }

@@ -71,6 +71,7 @@ uint64_t State::audit(json fields, const Peer* peer)
 
 void State::leases_ended(const std::vector<lease::Ended>& ended, const Peer* peer, bool audit_each)
 {
+  placeholders_ended(ended);
   for (const auto& e : ended) {
     if (audit_each) {
       const bool expired = e.reason == lease::EndReason::expired;
@@ -310,6 +311,25 @@ std::vector<std::string> required_string_array(const json& params, const char* f
   for (const auto& item : *it) {
     if (!item.is_string()) {
       bad_field(field, "a non-empty array of strings");
+    }
+    out.push_back(item.get<std::string>());
+  }
+  return out;
+}
+
+std::vector<std::string> optional_string_array(const json& params, const char* field)
+{
+  const auto it = params.find(field);
+  if (it == params.end() || it->is_null()) {
+    return {};
+  }
+  if (!it->is_array()) {
+    bad_field(field, "an array of strings");
+  }
+  std::vector<std::string> out;
+  for (const auto& item : *it) {
+    if (!item.is_string()) {
+      bad_field(field, "an array of strings");
     }
     out.push_back(item.get<std::string>());
   }

@@ -6,6 +6,7 @@
 #include "audit/log.hpp"
 #include "util/error.hpp"
 #include "lease/table.hpp"
+#include "proxy/server.hpp"
 #include "rpc/asio.hpp"
 #include "rpc/protocol.hpp"
 #include "store/store.hpp"
@@ -13,12 +14,14 @@
 #include "util/file.hpp"
 #include "util/paths.hpp"
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <sys/types.h>
+#include <unordered_map>
 #include <vector>
 
 namespace server {
@@ -122,7 +125,25 @@ public:
   // Set around each dispatch: the last audit seq the reply must wait for.
   uint64_t request_seq = 0;
 
+  // Never-see mode (proxy.cpp). The placeholder handed out for a proxy-only
+  // lease is kept only as its SHA-256, here and in the lease record.
+  std::unique_ptr<proxy::Server> proxy_server; // null: off, or could not listen (proxy_error)
+  std::string proxy_error;
+  static std::string new_placeholder();
+  void index_placeholder(const lease::Lease& l);
+  void reindex_placeholders(); // after the table was restored
+  // The proxy's question, on this thread: which lease does a request to
+  // `route` carrying `placeholders` use?
+  proxy::Resolution resolve_proxy(const std::string& route, const std::vector<std::string>& placeholders);
+  json proxy_status() const;
+
 private:
+  void placeholders_ended(const std::vector<lease::Ended>& ended);
+  std::unordered_map<std::string, std::string> m_placeholders;          // sha256 -> live lease id
+  std::unordered_map<std::string, lease::EndReason> m_ended_placeholders; // sha256 -> how it ended, bounded
+  std::deque<std::string> m_ended_placeholder_order;
+  std::unordered_multimap<std::string, std::weak_ptr<proxy::Grant>> m_grants; // lease id -> requests in flight
+
   void on_prune_timer();
   struct Holder
   {
@@ -192,5 +213,6 @@ std::string optional_string(const json& params, const char* field, const std::st
 bool optional_bool(const json& params, const char* field, bool fallback = false);
 int64_t optional_int(const json& params, const char* field, int64_t fallback = 0);
 std::vector<std::string> required_string_array(const json& params, const char* field);
+std::vector<std::string> optional_string_array(const json& params, const char* field);
 
 } // namespace server

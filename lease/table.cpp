@@ -105,7 +105,7 @@ Table::Table(const util::Clock& clock, std::function<std::string()> make_id, std
 }
 
 const Lease& Table::acquire(std::string secret_name, std::string client_id, util::Duration ttl, int bind_pid,
-                           uint64_t bind_start)
+                           uint64_t bind_start, std::string placeholder_sha256)
 {
   const auto now = m_clock.now();
   const auto expires_at = checked_add(now, ttl);
@@ -119,7 +119,8 @@ const Lease& Table::acquire(std::string secret_name, std::string client_id, util
     throw Error(Errc::internal, "lease id generator returned a duplicate or empty id \"" + printable(id) + "\"");
   }
   auto key = id;
-  insert(Lease{std::move(id), std::move(secret_name), std::move(client_id), now, *expires_at, ttl, bind_pid, bind_start});
+  insert(Lease{std::move(id), std::move(secret_name), std::move(client_id), now, *expires_at, ttl, bind_pid, bind_start,
+               std::move(placeholder_sha256)});
   return m_live.at(key);
 }
 

@@ -59,6 +59,9 @@ struct Lease
   util::Duration ttl{};   // as acquired: what a renewal without a TTL extends by
   int bind_pid = 0;       // the holder process (0: not bound); the daemon ends
   uint64_t bind_start = 0; // the lease when it exits. Its start time (util/process.hpp).
+  // A proxy-only secret's lease: hex SHA-256 of the placeholder the client got.
+  // The placeholder itself is never stored, logged or snapshotted.
+  std::string placeholder_sha256{};
 };
 
 enum class EndReason { revoked, expired, killswitch, secret_deleted, holder_exited };
@@ -100,9 +103,10 @@ public:
   // A new lease with created_at = now and expires_at = now + ttl. Throws
   // invalid_params if ttl <= 0 or overflows the clock; internal if make_id
   // repeats a live id.
-  // `bind_pid`/`bind_start` are recorded as given: the daemon watches the process.
+  // `bind_pid`/`bind_start` and `placeholder_sha256` are recorded as given:
+  // the daemon watches the process and indexes the placeholder.
   const Lease& acquire(std::string secret_name, std::string client_id, util::Duration ttl, int bind_pid = 0,
-                       uint64_t bind_start = 0);
+                       uint64_t bind_start = 0, std::string placeholder_sha256 = {});
 
   // Ends one live lease (whether or not its deadline has passed) and returns
   // it. Throws lease_ended for a recently ended id, lease_not_found otherwise.

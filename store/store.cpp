@@ -75,6 +75,40 @@ util::TimePoint parse_time(const json& j, const std::string& field, const std::s
   return *t;
 }
 
+// A malformed "proxy" member stops the load: reading it as absent would make a
+// proxy-only secret leasable raw.
+ProxySpec proxy_from_json(const json& j, const std::string& name, const std::string& path, const std::string& fix)
+{
+  auto bad = [&] { return Error(Errc::decryption, path + ": secret " + name + " has a malformed \"proxy\" member", fix); };
+  auto strings = [&](const char* field) {
+    std::vector<std::string> out;
+    const auto it = j.find(field);
+    if (it == j.end() || !it->is_array()) {
+      throw bad();
+    }
+    for (const auto& v : *it) {
+      if (!v.is_string()) {
+        throw bad();
+      }
+      out.push_back(v.get<std::string>());
+    }
+    return out;
+  };
+  if (!j.is_object() || !j.contains("base_url") || !j["base_url"].is_string() || !j.contains("inject")
+      || !j["inject"].is_string()) {
+    throw bad();
+  }
+  ProxySpec spec;
+  spec.base_url = j["base_url"].get<std::string>();
+  spec.inject = j["inject"].get<std::string>();
+  spec.allow_methods = strings("allow_methods");
+  spec.allow_paths = strings("allow_paths");
+  if (spec.base_url.empty() || spec.allow_paths.empty()) {
+    throw bad();
+  }
+  return spec;
+}
+
 // An age-encrypted identity (init --passphrase, or `age -p` by hand).
 bool is_age_file(std::string_view text)
 {
@@ -206,6 +240,9 @@ std::unique_ptr<Store> Store::open(const util::Paths& paths, const util::Clock& 
         s.info.last_rotated = t;
       }
     }
+    if (const auto it = entry.find("proxy"); it != entry.end() && !it->is_null()) {
+      s.info.proxy = proxy_from_json(*it, name, paths.secrets, fix);
+    }
     s.value = age::SecretBuffer(entry["value"].get_ref<const std::string&>());
     store->m_secrets.emplace(name, std::move(s));
   }
@@ -234,7 +271,7 @@ std::vector<SecretInfo> Store::list() const
 }
 
 const SecretInfo& Store::add(const std::string& name, age::SecretBuffer value, std::optional<std::string> rotate_via,
-                             bool force)
+                             bool force, std::optional<ProxySpec> proxy)
 {
   if (!is_valid_name(name)) {
     throw Error(Errc::invalid_params,
@@ -260,6 +297,9 @@ const SecretInfo& Store::add(const std::string& name, age::SecretBuffer value, s
   it->second.info.updated_at = now;
   if (rotate_via) {
     it->second.info.rotate_via = *rotate_via;
+  }
+  if (proxy) {
+    it->second.info.proxy = std::move(proxy);
   }
   it->second.value = std::move(value);
   try {
@@ -324,6 +364,12 @@ void Store::persist() const
                   {"value", std::string(s.value.view())}};
     if (!s.info.rotate_via.empty()) {
       entry["rotate_via"] = s.info.rotate_via;
+    }
+    if (s.info.proxy) {
+      entry["proxy"] = {{"base_url", s.info.proxy->base_url},
+                        {"allow_methods", s.info.proxy->allow_methods},
+                        {"allow_paths", s.info.proxy->allow_paths},
+                        {"inject", s.info.proxy->inject}};
     }
     doc["secrets"][name] = std::move(entry);
   }

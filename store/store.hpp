@@ -2,7 +2,8 @@
 // The secret store: secrets.age, an age file encrypted to identity.age's
 // recipient, holding the Go agent-secrets plaintext schema
 //   {"version":1,"secrets":{NAME:{"name","created_at","updated_at",
-//                                 "rotate_via"?,"last_rotated","value"}}}
+//                                 "rotate_via"?,"last_rotated","value",
+//                                 "proxy"?}}}
 // so that a Go home directory works unchanged and `age -d -i identity.age
 // secrets.age` shows it.
 //
@@ -28,6 +29,21 @@
 
 namespace store {
 
+// A proxy-only secret (DESIGN.md section 10): the daemon's proxy injects it
+// into requests to base_url and no client ever gets it back. Validated by
+// proxy::make_spec before it reaches the store; stored as given. The Go
+// version ignores the "proxy" member, so a Go binary would lease such a
+// secret raw: do not switch back to it with proxy-only secrets in the store.
+struct ProxySpec
+{
+  std::string base_url;                   // scheme://host[:port][/path], no trailing slash
+  std::vector<std::string> allow_methods; // upper case; empty: any method
+  std::vector<std::string> allow_paths;   // path prefixes, never empty
+  std::string inject = "bearer";          // bearer | basic | header:NAME | query:NAME | body
+
+  bool operator==(const ProxySpec&) const = default;
+};
+
 struct SecretInfo
 {
   std::string name;
@@ -35,6 +51,7 @@ struct SecretInfo
   util::TimePoint updated_at;
   std::string rotate_via;
   std::optional<util::TimePoint> last_rotated;
+  std::optional<ProxySpec> proxy; // set: proxy-only
 };
 
 struct Secret
@@ -59,9 +76,11 @@ public:
   std::vector<SecretInfo> list() const;
   size_t size() const { return m_secrets.size(); }
 
-  // Throws Errc::already_exists unless force; force keeps created_at.
+  // Throws Errc::already_exists unless force; force keeps created_at. A
+  // rotate_via or proxy left unset keeps the existing one: replacing the value
+  // of a proxy-only secret never makes it leasable raw by accident.
   const SecretInfo& add(const std::string& name, age::SecretBuffer value, std::optional<std::string> rotate_via,
-                        bool force);
+                        bool force, std::optional<ProxySpec> proxy = std::nullopt);
   // Throws Errc::secret_not_found.
   void remove(const std::string& name);
   // After a rotation: a new value (or none, if unchanged) and last_rotated = now.

@@ -181,6 +181,7 @@ TEST_CASE("config: durations as strings and a nested heartbeat and proxy")
   CHECK(c.proxy.max_concurrent == 4);
   CHECK(parse(R"({"proxy": {"listen": "off"}})").proxy.listen == "off");
   CHECK(parse(R"({"proxy": {"listen": "localhost:1"}})").proxy.listen == "localhost:1");
+  CHECK(parse(R"({"proxy": {"listen": "127.0.0.1:0"}})").proxy.listen == "127.0.0.1:0");
 }
 
 TEST_CASE("config: unknown keys are named with their dotted path")
@@ -253,12 +254,14 @@ TEST_CASE("config: semantic checks")
   CHECK(error_of(R"({"socket_path": "relative.sock"})")
         == "config.json: \"socket_path\" must be an absolute path, got \"relative.sock\"");
   CHECK(error_of(R"({"directory": ""})") == "config.json: \"directory\" must not be empty");
-  for (const char* bad : {"", "7700", ":7700", "127.0.0.1", "127.0.0.1:", "127.0.0.1:0", "127.0.0.1:65536",
-                          "127.0.0.1:http", "::1:7700", "[::1]", "[]:80", "a b:80", "on"}) {
+  for (const char* bad : {"", "7700", ":7700", "127.0.0.1", "127.0.0.1:", "127.0.0.1:65536", "127.0.0.1:http",
+                          "::1:7700", "[::1]", "[]:80", "a b:80", "on", "0.0.0.0:7700", "[::]:7700",
+                          "example.com:443", "10.0.0.1:7700", "127.0.0.1.nip.io:80"}) {
     CAPTURE(bad);
     const std::string text = std::string(R"({"proxy": {"listen": ")") + bad + "\"}}";
     CHECK(error_of(text).starts_with(
-      "config.json: \"proxy.listen\" must be \"off\" or host:port with a port from 1 to 65535, got"));
+      "config.json: \"proxy.listen\" must be \"off\" or a loopback host:port (127.0.0.1, [::1] or localhost; port 0 "
+      "picks a free one), got"));
   }
 }
 

@@ -1,0 +1,148 @@
+// Never-see mode, the daemon's half: placeholders for proxy-only leases, and
+// the answer to the proxy's "which lease is this request using?".
+#include "audit/chain.hpp"
+#include "daemon/state.hpp"
+
+#include <sodium.h>
+
+namespace server {
+
+namespace {
+
+constexpr size_t k_ended_placeholder_memory = 10'000;
+
+proxy::Refusal refusal(int status, std::string code, std::string message, std::string fix)
+{
+  proxy::Refusal r;
+  r.status = status;
+  r.code = std::move(code);
+  r.message = std::move(message);
+  r.fix = std::move(fix);
+  return r;
+}
+
+} // namespace
+
+std::string State::new_placeholder()
+{
+  unsigned char b[16];
+  randombytes_buf(b, sizeof(b));
+  char hex[sizeof(b) * 2 + 1];
+  sodium_bin2hex(hex, sizeof(hex), b, sizeof(b));
+  return "as_" + std::string(hex);
+}
+
+void State::index_placeholder(const lease::Lease& l)
+{
+  if (!l.placeholder_sha256.empty()) {
+    m_placeholders[l.placeholder_sha256] = l.id;
+  }
+}
+
+void State::reindex_placeholders()
+{
+  m_placeholders.clear();
+  for (const auto& l : leases.snapshot()) {
+    index_placeholder(l);
+  }
+}
+
+void State::placeholders_ended(const std::vector<lease::Ended>& ended)
+{
+  if (m_placeholders.empty() && m_grants.empty()) {
+    return;
+  }
+  for (const auto& e : ended) {
+    // Requests in flight on this lease are cut by their workers.
+    auto [first, last] = m_grants.equal_range(e.lease.id);
+    for (auto it = first; it != last; ++it) {
+      if (auto grant = it->second.lock()) {
+        grant->cancelled = true;
+      }
+    }
+    m_grants.erase(first, last);
+    if (e.lease.placeholder_sha256.empty() || m_placeholders.erase(e.lease.placeholder_sha256) == 0) {
+      continue;
+    }
+    m_ended_placeholders[e.lease.placeholder_sha256] = e.reason;
+    m_ended_placeholder_order.push_back(e.lease.placeholder_sha256);
+    if (m_ended_placeholder_order.size() > k_ended_placeholder_memory) {
+      m_ended_placeholders.erase(m_ended_placeholder_order.front());
+      m_ended_placeholder_order.pop_front();
+    }
+  }
+}
+
+proxy::Resolution State::resolve_proxy(const std::string& route, const std::vector<std::string>& placeholders)
+{
+  const auto* secret = store->find(route);
+  if (!secret || !secret->info.proxy) {
+    return refusal(404, "unknown_route", "no proxy-only secret is named " + route,
+                   "secrets list  # then: secrets add " + route + " --proxy-only --base-url https://...");
+  }
+  const std::string fix = "export API_KEY=$(secrets lease " + route + ")  # and send it as the API key";
+  if (placeholders.empty()) {
+    return refusal(407, "missing_placeholder",
+                   "the request carries no placeholder (as_...) in a header or the query", fix);
+  }
+  std::optional<proxy::Refusal> best;
+  for (const auto& token : placeholders) {
+    const std::string hash = audit::sha256_hex(token);
+    std::optional<proxy::Refusal> r;
+    if (const auto live = m_placeholders.find(hash); live != m_placeholders.end()) {
+      const auto* l = leases.find(live->second);
+      if (!l || l->expires_at <= clock.now()) {
+        r = refusal(407, "expired", "the placeholder's lease has expired", fix);
+      } else if (l->secret_name != route) {
+        r = refusal(407, "wrong_route",
+                    "the placeholder belongs to secret " + l->secret_name + ", not " + route,
+                    "send it to /" + l->secret_name + "/..., or lease " + route);
+      } else {
+        auto grant = std::make_shared<proxy::Grant>();
+        grant->lease_id = l->id;
+        grant->secret_name = route;
+        grant->client_id = l->client_id;
+        grant->placeholder = token;
+        grant->value = store::age::SecretBuffer(secret->value.view());
+        grant->spec = *secret->info.proxy;
+        auto [first, last] = m_grants.equal_range(l->id);
+        for (auto it = first; it != last;) {
+          it = it->second.expired() ? m_grants.erase(it) : std::next(it);
+        }
+        m_grants.emplace(l->id, grant);
+        return grant;
+      }
+      if (l) {
+        r->lease_id = l->id;
+        r->secret_name = l->secret_name;
+        r->client_id = l->client_id;
+      }
+    } else if (const auto ended = m_ended_placeholders.find(hash); ended != m_ended_placeholders.end()) {
+      const bool expired = ended->second == lease::EndReason::expired;
+      r = refusal(407, expired ? "expired" : "revoked",
+                  std::string("the placeholder's lease has ") + (expired ? "expired" : "been revoked"), fix);
+      r->reason = lease::to_string(ended->second);
+    }
+    if (r && !best) {
+      best = std::move(r);
+    }
+  }
+  if (best) {
+    return *best;
+  }
+  return refusal(407, "unknown_placeholder", "the placeholder was never issued by this daemon, or is too old", fix);
+}
+
+json State::proxy_status() const
+{
+  if (proxy_server) {
+    return proxy_server->status();
+  }
+  json j = {{"enabled", false}};
+  if (!proxy_error.empty()) {
+    j["error"] = proxy_error;
+  }
+  return j;
+}
+
+} // namespace server

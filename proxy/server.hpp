@@ -1,0 +1,116 @@
+#pragma once
+// The credential-injecting proxy (DESIGN.md section 10), inside the daemon.
+//
+// Threads:
+// - one proxy thread runs its own io_context: it accepts, reads request
+//   headers with Boost.Beast (asynchronously, so idle keep-alive connections
+//   and slow senders cost no worker), and writes refusals;
+// - the daemon's io thread answers `resolve` (placeholder -> lease -> secret)
+//   and `audit`, because only it may touch the store and the lease table;
+// - a pool of `max_concurrent` workers runs the upstream transfers with
+//   libcurl, streaming the request body from and the response body to the
+//   agent's socket with blocking I/O in 100 ms slices. Past the bound,
+//   requests queue in the pool; none is dropped. The RPC thread never waits
+//   on upstream I/O.
+// A Grant carries a copy of the value for one request; the daemon sets
+// `cancelled` when its lease ends, and the worker then cuts the transfer
+// within one slice.
+//
+// Lifetime: start() and stop() are called from the daemon's thread; stop()
+// joins everything. Call stop() before the daemon's io_context stops running
+// for good: callbacks already queued there hold no reference to the Server.
+
+#include "config/config.hpp"
+#include "rpc/asio.hpp"
+#include "store/store.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <variant>
+#include <vector>
+
+namespace proxy {
+
+struct Grant
+{
+  std::string lease_id;
+  std::string secret_name;
+  std::string client_id;
+  std::string placeholder; // what the agent holds: scrubbed responses carry it in place of the value
+  store::age::SecretBuffer value;
+  store::ProxySpec spec;
+  std::atomic<bool> cancelled{false};
+};
+
+// Why a request is not forwarded: a 4xx with a JSON body
+// {"error":{"type":"agent_secrets_proxy","code","message","fix","reason"?}}.
+struct Refusal
+{
+  int status = 407;
+  std::string code;    // missing_placeholder, unknown_placeholder, expired, revoked, wrong_route, unknown_route, ...
+  std::string message; // never a value or a placeholder
+  std::string fix;
+  std::string reason;  // how the lease ended, for revoked
+  std::string lease_id;
+  std::string secret_name;
+  std::string client_id;
+};
+
+using Resolution = std::variant<std::shared_ptr<Grant>, Refusal>;
+
+class Connection;
+
+class Server
+{
+public:
+  // Both run on `daemon_io`'s thread. `resolve` gets the route (the first
+  // path segment) and every placeholder-shaped token of the request.
+  using Resolve = std::function<Resolution(const std::string& route, const std::vector<std::string>& placeholders)>;
+  using Audit = std::function<void(nlohmann::json line)>;
+
+  Server(config::Proxy cfg, asio::io_context& daemon_io, Resolve resolve, Audit audit);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds cfg.listen and starts the threads. Throws util::Error(io) naming
+  // the address when it cannot listen.
+  void start();
+  void stop();
+
+  // "127.0.0.1:7700": the bound address (the real port when cfg asked for 0).
+  const std::string& address() const { return m_address; }
+  // {enabled, listen, requests, errors, active}
+  nlohmann::json status() const;
+
+private:
+  friend class Connection;
+  friend class Transfer;
+  void accept();
+  void audit(nlohmann::json line);
+  void finished(bool ok);
+
+  config::Proxy m_cfg;
+  asio::io_context& m_daemon_io;
+  Resolve m_resolve;
+  Audit m_audit;
+  asio::io_context m_io;
+  asio::ip::tcp::acceptor m_acceptor;
+  std::unique_ptr<asio::thread_pool> m_workers;
+  std::thread m_thread;
+  std::string m_address;
+  std::set<std::shared_ptr<Connection>> m_connections; // proxy thread only
+  std::atomic<bool> m_stopping{false};
+  std::atomic<uint64_t> m_requests{0};
+  std::atomic<uint64_t> m_errors{0};
+  std::atomic<int64_t> m_active{0};
+};
+
+} // namespace proxy
