@@ -44,12 +44,25 @@ std::string redact_placeholders(std::string text)
   return text;
 }
 
+// Every refusal says what to do, as every CLI error does.
+std::string default_fix(const std::string& code)
+{
+  if (code == "upstream_error") {
+    return "secrets list  # check the secret's base_url, and that its host is reachable from this machine";
+  }
+  if (code == "upstream_timeout") {
+    return "raise proxy.total_timeout (or proxy.connect_timeout) in config.json";
+  }
+  if (code == "body_too_large") {
+    return "raise proxy.max_body_bytes in config.json";
+  }
+  return "send http://<proxy.listen>/NAME/path with the placeholder from `secrets lease NAME` in a header";
+}
+
 http::response<http::string_body> error_response(const Refusal& r, unsigned version, bool keep_alive)
 {
-  json error = {{"type", "agent_secrets_proxy"}, {"code", r.code}, {"message", r.message}};
-  if (!r.fix.empty()) {
-    error["fix"] = r.fix;
-  }
+  json error = {{"type", "agent_secrets_proxy"}, {"code", r.code}, {"message", r.message},
+                {"fix", r.fix.empty() ? default_fix(r.code) : r.fix}};
   if (!r.reason.empty()) {
     error["reason"] = r.reason;
   }
@@ -738,6 +751,13 @@ void Connection::on_header(beast::error_code ec)
   if (ec == http::error::end_of_stream || ec == beast::error::timeout || ec == asio::error::operation_aborted
       || ec == asio::error::eof || ec == asio::error::connection_reset) {
     close();
+    return;
+  }
+  if (ec == http::error::body_limit) {
+    // A Content-Length over the cap is known from the header alone.
+    refuse(refusal(413, "body_too_large",
+                   "the request body is over proxy.max_body_bytes (" + std::to_string(m_server.m_cfg.max_body_bytes) + ")"),
+           std::string(m_parser->get().method_string()), "");
     return;
   }
   if (ec) {
