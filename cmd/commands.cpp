@@ -86,22 +86,14 @@ std::string read_value(const std::string& name)
     std::fprintf(stderr, "\n");
     return value;
   }
-  char buf[65536];
-  while (true) {
-    const ssize_t n = ::read(STDIN_FILENO, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      util::throw_errno("failed to read the value from stdin");
-    }
-    if (n == 0) {
-      break;
-    }
-    value.append(buf, static_cast<size_t>(n));
+  // A value must fit in one JSON-RPC line; a bigger one is refused here, before it travels.
+  auto all = util::read_fd(STDIN_FILENO, rpc::k_max_line, "the value from stdin");
+  if (!all) {
+    throw util::Error(util::Errc::invalid_params,
+                      "the value of " + name + " is larger than " + std::to_string(rpc::k_max_line / 1024) + " KiB, more than one request can carry",
+                      "store a path or a reference to the file instead of its content");
   }
-  explicit_bzero(buf, sizeof(buf));
-  return value;
+  return std::move(*all);
 }
 
 void write_raw(const std::string& value)

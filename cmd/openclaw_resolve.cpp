@@ -38,31 +38,9 @@ Outcome bad_request(const std::string& message)
 }
 
 // The whole of stdin, or nullopt past k_max_request_bytes.
-std::optional<std::string> read_request()
-{
-  std::string text;
-  char buf[65536];
-  while (true) {
-    const ssize_t n = ::read(STDIN_FILENO, buf, sizeof(buf));
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      util::throw_errno("failed to read the request from stdin");
-    }
-    if (n == 0) {
-      return text;
-    }
-    text.append(buf, static_cast<size_t>(n));
-    if (text.size() > k_max_request_bytes) {
-      return std::nullopt;
-    }
-  }
-}
-
 Outcome resolve(const ResolveOptions& o)
 {
-  const auto text = read_request();
+  const auto text = util::read_fd(STDIN_FILENO, k_max_request_bytes, "the request from stdin");
   if (!text) {
     return bad_request("the request is larger than " + std::to_string(k_max_request_bytes) + " bytes");
   }

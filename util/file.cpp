@@ -85,6 +85,35 @@ std::string read_file(const std::string& path)
   return std::move(*content);
 }
 
+std::optional<std::string> read_fd(int fd, size_t limit, const std::string& what)
+{
+  std::string text;
+  char buf[65536];
+  struct WipeBuf
+  {
+    char* p;
+    ~WipeBuf() { explicit_bzero(p, sizeof(buf)); }
+  } wipe_buf{buf};
+  while (true) {
+    const ssize_t n = ::read(fd, buf, sizeof(buf));
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      wipe(text);
+      throw_errno("failed to read " + what);
+    }
+    if (n == 0) {
+      return text;
+    }
+    text.append(buf, static_cast<size_t>(n));
+    if (text.size() > limit) {
+      wipe(text);
+      return std::nullopt;
+    }
+  }
+}
+
 void write_all(int fd, std::string_view data, const std::string& what)
 {
   while (!data.empty()) {

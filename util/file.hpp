@@ -32,6 +32,10 @@ private:
 // Reads the whole file; nullopt if it does not exist.
 std::optional<std::string> read_file_if_exists(const std::string& path);
 std::string read_file(const std::string& path);
+// Reads `fd` to its end (stdin, a pipe). nullopt once more than `limit` bytes
+// came; the read buffer is wiped, as the bytes may be a secret. Throws
+// util::Error naming `what` on a read error.
+std::optional<std::string> read_fd(int fd, size_t limit, const std::string& what);
 
 // Zeroes a string's whole buffer (explicit_bzero, so not optimised away) and empties it.
 void wipe(std::string& s);

@@ -1,6 +1,7 @@
 """End-to-end tests of the `secrets` CLI: every command's success and failure
 paths, exit codes and JSON envelopes (DESIGN.md section 7)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -325,6 +326,15 @@ class RoundTrip(E2ETestCase):
         # Larger than the CLI's 64 KiB read buffer and one age STREAM chunk.
         value = bytes((i * 7 + 32) % 95 + 32 for i in range(200_000)) + b"\n"
         self.roundtrip("big", value)
+
+    def test_value_over_one_request_is_refused_before_sending(self):
+        # More than a JSON-RPC line can carry: a clear error naming the size, nothing stored.
+        r = self.home.run("add", "huge", input=b"x" * (1024 * 1024 + 1))
+        self.assertNotEqual(r.rc, 0, r)
+        self.assertIn("larger than 1024 KiB", r.out.decode() + r.err.decode())
+        self.assertIsNotNone(r.env_out, r)
+        self.assertTrue(r.env_out.get("fix"), r)
+        self.assertNotIn("huge", json.dumps(self.home.run_json("list")))
 
     def test_control_characters_and_nul(self):
         # JSON strings carry \u0000 and the CLI reads and writes bytes.
