@@ -13,12 +13,20 @@
 //   spawn        --runs N -- ARGV...             wall time of whole processes
 //   start        --socket S --log F -- ARGV...   spawn the daemon, time until
 //                                                secrets.status answers, VmRSS, SIGTERM
+//   upstream     --port-file F [--port P]        a minimal HTTP/1.1 keep-alive server on
+//                                                127.0.0.1 (the proxy bench's upstream);
+//                                                on SIGTERM prints what it served
+//   http         --target HOST:PORT --path P [--header 'K: V'] --clients C
+//                --seconds T [--warmup 0.2]      closed-loop GETs, one keep-alive
+//                                                connection per client
 #include "util/file.hpp"
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <arpa/inet.h>
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -26,15 +34,20 @@
 #include <cstring>
 #include <fcntl.h>
 #include <map>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <optional>
 #include <spawn.h>
 #include <stdexcept>
 #include <string>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
+#include <unordered_map>
 #include <vector>
 
 extern char** environ;
@@ -503,6 +516,413 @@ json mode_start(const Args& a)
   return {{"ready_us", ready_us}, {"idle_rss_kib", rss}, {"exit", rc}};
 }
 
+// ---------------------------------------------------------------- HTTP (the proxy bench)
+
+// A fixed 100-byte JSON body, about the size of a small API answer; its size is
+// known so the client can check that every answer arrived whole.
+constexpr std::string_view k_upstream_body =
+  R"({"ok":true,"bench":"agent-secrets proxy upstream","pad":"0123456789012345678901234567890123456789"})"
+  "\n";
+
+std::string lowercase(std::string s)
+{
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+// The value of header `name` (lowercase, with its colon) in a lowercased head, or "".
+std::string header_value(const std::string& head, const std::string& name)
+{
+  const auto at = head.find("\r\n" + name);
+  if (at == std::string::npos) {
+    return {};
+  }
+  const auto start = head.find_first_not_of(" \t", at + 2 + name.size());
+  const auto end = head.find("\r\n", at + 2);
+  return start == std::string::npos || start >= end ? std::string() : head.substr(start, end - start);
+}
+
+// One client connection to the upstream, owned by the server's event loop.
+struct Peer
+{
+  util::UniqueFd fd;
+  std::string in;
+  std::string out;
+  bool close_after_write = false;
+};
+
+// Answers every complete request in p.in; false when the request is one we cannot frame.
+bool answer_requests(Peer& p, uint64_t& served)
+{
+  static const std::string response = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: " +
+                                      std::to_string(k_upstream_body.size()) + "\r\n\r\n" +
+                                      std::string(k_upstream_body);
+  size_t pos = 0;
+  for (;;) {
+    const auto end = p.in.find("\r\n\r\n", pos);
+    if (end == std::string::npos) {
+      break;
+    }
+    const std::string head = lowercase(p.in.substr(pos, end + 2 - pos));
+    if (!header_value(head, "transfer-encoding:").empty()) {
+      return false; // the bench only sends GETs; a chunked body here is a bug
+    }
+    const std::string length = header_value(head, "content-length:");
+    const size_t body = length.empty() ? 0 : std::stoul(length);
+    if (p.in.size() < end + 4 + body) {
+      break;
+    }
+    pos = end + 4 + body;
+    p.out += response;
+    ++served;
+    const std::string connection = header_value(head, "connection:");
+    const bool http10 = head.substr(0, head.find("\r\n")).ends_with("http/1.0");
+    if (connection == "close" || (http10 && connection != "keep-alive")) {
+      p.close_after_write = true;
+      break;
+    }
+  }
+  p.in.erase(0, pos);
+  return true;
+}
+
+// Writes what it can of p.out; false when the peer is gone.
+bool flush_peer(Peer& p)
+{
+  while (!p.out.empty()) {
+    const ssize_t n = ::send(p.fd.get(), p.out.data(), p.out.size(), MSG_NOSIGNAL);
+    if (n < 0) {
+      return errno == EAGAIN || errno == EINTR;
+    }
+    p.out.erase(0, static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// A single-threaded epoll server: one thread costs the upstream a few
+// microseconds of CPU per request, so on a small machine it leaves the cores to
+// the client and the proxy being measured.
+json mode_upstream(const Args& a)
+{
+  const std::string port_file = a.get("port-file");
+  util::UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (!listener) {
+    fail("socket");
+  }
+  const int one = 1;
+  ::setsockopt(listener.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(a.num("port", "0")));
+  socklen_t len = sizeof(addr);
+  if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      ::listen(listener.get(), 1024) != 0 || ::getsockname(listener.get(), reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    fail("listen on 127.0.0.1");
+  }
+  // SIGTERM arrives as a readable fd, so the loop can report before it exits.
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGTERM);
+  sigaddset(&mask, SIGINT);
+  ::sigprocmask(SIG_BLOCK, &mask, nullptr);
+  util::UniqueFd sig(::signalfd(-1, &mask, SFD_CLOEXEC));
+  util::UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
+  if (!sig || !ep) {
+    fail("signalfd/epoll");
+  }
+  auto watch = [&](int fd, uint32_t events, int op) {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = fd;
+    if (::epoll_ctl(ep.get(), op, fd, &ev) != 0) {
+      fail("epoll_ctl");
+    }
+  };
+  watch(listener.get(), EPOLLIN, EPOLL_CTL_ADD);
+  watch(sig.get(), EPOLLIN, EPOLL_CTL_ADD);
+  // The port is published by rename, so a reader never sees half a number.
+  const std::string tmp = port_file + ".tmp";
+  util::UniqueFd pf(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!pf) {
+    fail("open " + tmp);
+  }
+  util::write_all(pf.get(), std::to_string(ntohs(addr.sin_port)) + "\n", tmp);
+  pf = util::UniqueFd();
+  if (::rename(tmp.c_str(), port_file.c_str()) != 0) {
+    fail("rename " + tmp);
+  }
+
+  std::unordered_map<int, Peer> peers;
+  uint64_t served = 0;
+  uint64_t accepted = 0;
+  epoll_event events[256];
+  for (;;) {
+    const int n = ::epoll_wait(ep.get(), events, 256, -1);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      fail("epoll_wait");
+    }
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == sig.get()) {
+        return {{"requests", served}, {"connections", accepted}};
+      }
+      if (fd == listener.get()) {
+        for (;;) {
+          const int c = ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+          if (c < 0) {
+            break;
+          }
+          ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+          peers[c].fd = util::UniqueFd(c);
+          ++accepted;
+          watch(c, EPOLLIN, EPOLL_CTL_ADD);
+        }
+        continue;
+      }
+      auto it = peers.find(fd);
+      if (it == peers.end()) {
+        continue;
+      }
+      Peer& p = it->second;
+      bool alive = true;
+      if (events[i].events & EPOLLIN) {
+        char chunk[16384];
+        const ssize_t got = ::recv(fd, chunk, sizeof(chunk), 0);
+        if (got > 0) {
+          p.in.append(chunk, static_cast<size_t>(got));
+          alive = answer_requests(p, served);
+        } else {
+          alive = got < 0 && (errno == EAGAIN || errno == EINTR);
+        }
+      }
+      const bool had_out = !p.out.empty();
+      alive = alive && flush_peer(p);
+      if (alive && p.out.empty() && p.close_after_write) {
+        alive = false;
+      }
+      if (!alive) {
+        peers.erase(it); // closing the fd also drops it from the epoll set
+        continue;
+      }
+      // Wait for writability only while a reply is stuck behind a full socket buffer.
+      if (had_out || !p.out.empty()) {
+        watch(fd, p.out.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
+      }
+    }
+  }
+}
+
+// A keep-alive HTTP/1.1 client connection over TCP with a read buffer.
+class HttpConn
+{
+public:
+  HttpConn(const std::string& host, uint16_t port)
+  {
+    m_fd.reset(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!m_fd) {
+      fail("socket");
+    }
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    if (::inet_pton(AF_INET, host.c_str(), &addr.sin_addr) != 1) {
+      errno = 0;
+      fail("not an IPv4 address: " + host);
+    }
+    if (::connect(m_fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+      fail("connect " + host + ":" + std::to_string(port));
+    }
+    // Each request is one write; without this Nagle would hold it behind the previous ACK.
+    const int one = 1;
+    ::setsockopt(m_fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  }
+
+  void send(std::string_view data) { util::write_all(m_fd.get(), data, "socket"); }
+
+  // Reads one whole response (Content-Length or chunked); returns its status.
+  int read_response(size_t& body_bytes, bool& server_closes)
+  {
+    const std::string head = lowercase(take(until("\r\n\r\n") + 4));
+    if (!head.starts_with("http/1.")) {
+      errno = 0;
+      fail("not an HTTP response: " + head.substr(0, 100));
+    }
+    const int status = std::stoi(head.substr(9, 3));
+    server_closes = header_value(head, "connection:") == "close";
+    body_bytes = 0;
+    if (header_value(head, "transfer-encoding:") == "chunked") {
+      for (;;) {
+        const size_t size = std::stoul(take(until("\r\n") + 2), nullptr, 16);
+        if (size == 0) {
+          // Trailers, if any, end with an empty line.
+          while (take(until("\r\n") + 2) != "\r\n") {
+          }
+          break;
+        }
+        need(size + 2);
+        m_pos += size + 2;
+        body_bytes += size;
+      }
+    } else if (const std::string length = header_value(head, "content-length:"); !length.empty()) {
+      body_bytes = std::stoul(length);
+      need(body_bytes);
+      m_pos += body_bytes;
+    } else {
+      errno = 0;
+      fail("a response without a length; the bench needs keep-alive");
+    }
+    if (m_pos == m_buf.size()) {
+      m_buf.clear();
+      m_pos = 0;
+    }
+    return status;
+  }
+
+private:
+  // Offset from m_pos of the first `delim`, reading until it arrives.
+  size_t until(std::string_view delim)
+  {
+    for (;;) {
+      if (const auto at = m_buf.find(delim, m_pos); at != std::string::npos) {
+        return at - m_pos;
+      }
+      fill();
+    }
+  }
+
+  void need(size_t n)
+  {
+    while (m_buf.size() - m_pos < n) {
+      fill();
+    }
+  }
+
+  std::string take(size_t n)
+  {
+    need(n);
+    std::string s = m_buf.substr(m_pos, n);
+    m_pos += n;
+    return s;
+  }
+
+  void fill()
+  {
+    char chunk[16384];
+    for (;;) {
+      const ssize_t n = ::read(m_fd.get(), chunk, sizeof(chunk));
+      if (n > 0) {
+        m_buf.append(chunk, static_cast<size_t>(n));
+        return;
+      }
+      if (n == 0) {
+        errno = 0;
+        fail("the server closed the connection");
+      }
+      if (errno != EINTR) {
+        fail("read");
+      }
+    }
+  }
+
+  util::UniqueFd m_fd;
+  std::string m_buf;
+  size_t m_pos = 0;
+};
+
+json mode_http(const Args& a)
+{
+  const std::string target = a.get("target");
+  const auto colon = target.rfind(':');
+  if (colon == std::string::npos) {
+    throw std::runtime_error("--target must be HOST:PORT, not " + target);
+  }
+  const std::string host = target.substr(0, colon);
+  const auto port = static_cast<uint16_t>(std::stoul(target.substr(colon + 1)));
+  const auto clients = static_cast<size_t>(a.num("clients"));
+  const double seconds = std::stod(a.get("seconds"));
+  const double warmup = std::stod(a.get("warmup", "0.2"));
+  std::string req = "GET " + a.get("path") + " HTTP/1.1\r\nHost: " + target + "\r\nAccept: application/json\r\n";
+  if (const auto h = a.opt.find("header"); h != a.opt.end()) {
+    req += h->second + "\r\n";
+  }
+  req += "\r\n";
+
+  // Latencies count only after the warm-up, when every connection is open and
+  // the proxy has its upstream connections, as a long-running client would see.
+  std::atomic<bool> measuring{false};
+  std::atomic<bool> stop{false};
+  std::vector<std::vector<double>> lat(clients);
+  std::vector<uint64_t> reconnects(clients, 0);
+  std::vector<uint64_t> sent(clients, 0); // with the warm-up's, to divide a server's CPU time by
+  std::vector<std::string> errors(clients);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < clients; ++t) {
+    threads.emplace_back([&, t] {
+      try {
+        std::optional<HttpConn> conn;
+        while (!stop.load(std::memory_order_relaxed)) {
+          const bool timed = measuring.load(std::memory_order_relaxed);
+          const auto start = Clock::now();
+          if (!conn) {
+            conn.emplace(host, port);
+            reconnects[t] += timed ? 1 : 0;
+          }
+          conn->send(req);
+          size_t body = 0;
+          bool closes = false;
+          const int status = conn->read_response(body, closes);
+          if (status != 200 || body != k_upstream_body.size()) {
+            errno = 0;
+            fail("status " + std::to_string(status) + " with " + std::to_string(body) + " body bytes");
+          }
+          ++sent[t];
+          if (closes) {
+            conn.reset();
+          }
+          if (timed) {
+            lat[t].push_back(us_since(start));
+          }
+        }
+      } catch (const std::exception& e) {
+        errors[t] = e.what();
+        stop = true;
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::duration<double>(warmup));
+  const auto t0 = Clock::now();
+  measuring = true;
+  std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+  stop = true;
+  const double elapsed = us_since(t0);
+  for (auto& t : threads) {
+    t.join();
+  }
+  for (const auto& e : errors) {
+    if (!e.empty()) {
+      throw std::runtime_error(e);
+    }
+  }
+  std::vector<double> all;
+  uint64_t reconnected = 0;
+  uint64_t all_sent = 0;
+  for (size_t t = 0; t < clients; ++t) {
+    all.insert(all.end(), lat[t].begin(), lat[t].end());
+    reconnected += reconnects[t];
+    all_sent += sent[t];
+  }
+  return {{"requests", all.size()},
+          {"elapsed_us", elapsed},
+          {"per_second", static_cast<double>(all.size()) / (elapsed / 1e6)},
+          {"reconnects", reconnected},
+          {"requests_with_warmup", all_sent},
+          {"latency_us", summary(std::move(all))}};
+}
+
 } // namespace
 
 int main(int argc, char** argv)
@@ -529,7 +949,7 @@ int main(int argc, char** argv)
   const std::map<std::string, json (*)(const Args&)> modes = {
     {"floor-rtt", mode_floor_rtt}, {"floor-fsync", mode_floor_fsync}, {"lease", mode_lease},
     {"fill", mode_fill},           {"call", mode_call},               {"spawn", mode_spawn},
-    {"start", mode_start}};
+    {"start", mode_start},         {"upstream", mode_upstream},       {"http", mode_http}};
   const auto it = modes.find(mode);
   if (it == modes.end()) {
     std::fprintf(stderr, "bench_loadgen: unknown mode %s\n", mode.c_str());

@@ -9,7 +9,10 @@ given as a ratio to a floor measured in the same run:
   exec   wall time of a C++ hello-world process (p50 of 200)
 Throughput is given as leases per fsync floor (per_second * fsync_s).
 
-usage: bench/run.py [--build DIR] [--tmp DIR] [--seconds S] [--runs N]
+The proxy suite has its own floor: the same requests sent straight to the
+same local upstream ('direct'), interleaved run by run with the proxied ones.
+
+usage: bench/run.py [--build DIR] [--tmp DIR] [--seconds S] [--runs N] [--only SUITE,...]
 """
 
 import argparse
@@ -17,6 +20,7 @@ import datetime
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
@@ -27,16 +31,28 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LEVELS = (0, 10_000, 100_000)
 CLIENTS = (1, 8, 64)
 MODES = ("persistent", "connect")
+SUITES = ("leases", "store", "proxy")
+PROXY_CLIENTS = (1, 16)
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 ap.add_argument("--build", default=os.path.join(REPO, "build"))
 ap.add_argument("--tmp", default="/var/tmp", help="where the temp homes go (a real disk, not tmpfs)")
 ap.add_argument("--seconds", type=float, default=1.0, help="length of one throughput run")
 ap.add_argument("--runs", type=int, default=3)
-ap.add_argument("--out", default=os.path.join(REPO, "bench", "results", "latest.json"))
+ap.add_argument("--out", help="default bench/results/latest.json, or bench/results/only-SUITES.json with --only")
+ap.add_argument("--only", help="comma-separated suites to run (%s); default all" % ", ".join(SUITES))
 opts = ap.parse_args()
 if opts.runs < 3:
     sys.exit("bench: --runs must be at least 3")
+only = SUITES
+if opts.only:
+    only = tuple(s.strip() for s in opts.only.split(","))
+    if not only or any(s not in SUITES for s in only):
+        sys.exit("bench: --only takes a comma-separated list of %s" % ", ".join(SUITES))
+if not opts.out:
+    # A partial run must not overwrite the full report.
+    name = "latest.json" if set(only) == set(SUITES) else "only-%s.json" % "-".join(only)
+    opts.out = os.path.join(REPO, "bench", "results", name)
 
 SECRETS = os.path.join(os.path.abspath(opts.build), "secrets")
 LOADGEN = os.path.join(os.path.abspath(opts.build), "bench", "bench_loadgen")
@@ -92,11 +108,15 @@ def figure(key, label, unit, values, floor=None, invert=False, target=None, met=
 def floors():
     log("floors: socket RTT, fdatasync, process start")
     rtt = [loadgen("floor-rtt", "--iters", 20000)["rtt_us"]["p50"] for _ in range(opts.runs)]
-    fs = [loadgen("floor-fsync", "--dir", opts.tmp, "--iters", 200)["fsync_us"]["p50"] for _ in range(opts.runs)]
-    ex = [loadgen("spawn", "--runs", 200, rest=[HELLO])["wall_us"]["p50"] for _ in range(opts.runs)]
     figure("floor.rtt", "floor: Unix-socket ping-pong RTT p50", "us", rtt)
-    figure("floor.fsync", "floor: fdatasync of a 200-byte append p50", "us", fs)
+    floor_fsync()
+    ex = [loadgen("spawn", "--runs", 200, rest=[HELLO])["wall_us"]["p50"] for _ in range(opts.runs)]
     figure("floor.exec", "floor: C++ hello-world exec wall p50", "us", ex)
+
+
+def floor_fsync(key="floor.fsync", label="floor: fdatasync of a 200-byte append p50"):
+    fs = [loadgen("floor-fsync", "--dir", opts.tmp, "--iters", 200)["fsync_us"]["p50"] for _ in range(opts.runs)]
+    figure(key, label, "us", fs)
 
 
 def F(name):
@@ -282,6 +302,114 @@ def suite_store():
         home.cleanup()
 
 
+def cpu_ticks(pid):
+    """utime + stime of all of a process's threads, in clock ticks."""
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def start_upstream(tmp):
+    port_file = os.path.join(tmp, "upstream.port")
+    log_path = os.path.join(tmp, "upstream.log")
+    with open(log_path, "wb") as err:
+        p = subprocess.Popen([LOADGEN, "upstream", "--port-file", port_file], stdout=subprocess.PIPE, stderr=err)
+    deadline = time.monotonic() + 10
+    while not os.path.exists(port_file):
+        if p.poll() is not None or time.monotonic() > deadline:
+            p.kill()
+            raise SystemExit("bench: the upstream did not start; see %s" % log_path)
+        time.sleep(0.01)
+    with open(port_file) as f:
+        return p, int(f.read())
+
+
+def stop_upstream(p):
+    p.terminate()
+    out, _ = p.communicate(timeout=10)
+    return json.loads(out) if out.strip() else {}
+
+
+def suite_proxy():
+    """Proxy overhead: the same GET to the same local upstream, straight and through
+    the daemon's proxy with a placeholder to swap for the credential."""
+    tmp = tempfile.mkdtemp(prefix="as-bench-proxy-")
+    try:
+        upstream, up_port = start_upstream(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    home = harness.Home()
+    try:
+        home.write_config({"proxy": {"listen": "127.0.0.1:0", "max_concurrent": 16}})
+        home.serve()
+        home.add("bench", "b" * 40, "--proxy-only", "--base-url", "http://127.0.0.1:%d" % up_port,
+                 "--inject", "bearer")
+        placeholder = home.run_json("lease", "bench", "--json", "--ttl", "1h")["value"]
+        proxy = call(home, "secrets.status")["result"]["proxy"]["listen"]
+        pid = home.daemon.pid
+        direct_target = "127.0.0.1:%d" % up_port
+        # The placeholder header goes both ways, so the requests differ only in route prefix and Host.
+        header = "Authorization: Bearer " + placeholder
+        tick_us = 1e6 / os.sysconf("SC_CLK_TCK")
+        # Each proxied request appends a durable audit line, and this disk's fdatasync
+        # drifts by 10x within minutes, so the floor for the overhead is taken now.
+        floor_fsync("proxy.floor.fsync", "proxy: fdatasync floor, measured just before, p50")
+        fsync_floor = ("fsync", figures["proxy.floor.fsync"]["median"])
+        for clients in PROXY_CLIENTS:
+            got = {"direct": ([], [], []), "proxied": ([], [], [])}
+            cpu = []
+            for _ in range(opts.runs):
+                # Interleaved, so drift in the machine's load hits both sides alike.
+                for way, target, path in (("direct", direct_target, "/v1/bench?q=1"),
+                                          ("proxied", proxy, "/bench/v1/bench?q=1")):
+                    before = cpu_ticks(pid)
+                    r = loadgen("http", "--target", target, "--path", path, "--header", header,
+                                "--clients", clients, "--seconds", opts.seconds)
+                    if way == "proxied":
+                        cpu.append((cpu_ticks(pid) - before) * tick_us / max(r["requests_with_warmup"], 1))
+                    if r["reconnects"]:
+                        raise SystemExit("bench: %s connections were not kept alive (%d reconnects)"
+                                         % (way, r["reconnects"]))
+                    rates, p50s, p99s = got[way]
+                    rates.append(r["per_second"])
+                    p50s.append(r["latency_us"]["p50"])
+                    p99s.append(r["latency_us"]["p99"])
+            what = "proxy GET, %d client%s" % (clients, "s" if clients > 1 else "")
+            key = "proxy.c%d" % clients
+            d_rates, d_p50s, d_p99s = got["direct"]
+            p_rates, p_p50s, p_p99s = got["proxied"]
+            d = {"rate": figure(key + ".direct.rate", what + ", direct: requests/s", "1/s", d_rates)["median"],
+                 "p50": figure(key + ".direct.p50", what + ", direct: p50", "us", d_p50s)["median"],
+                 "p99": figure(key + ".direct.p99", what + ", direct: p99", "us", d_p99s)["median"]}
+            tgt = {}
+            if clients == 16:
+                tgt = {"target": ">= 50% of direct", "met": lambda v, floor=d["rate"]: v >= 0.5 * floor}
+            figure(key + ".proxied.rate", what + ", proxied: requests/s", "1/s", p_rates, ("direct", d["rate"]), **tgt)
+            figure(key + ".proxied.p50", what + ", proxied: p50", "us", p_p50s, ("direct", d["p50"]))
+            figure(key + ".proxied.p99", what + ", proxied: p99", "us", p_p99s, ("direct", d["p99"]))
+            # Overhead run by run (each proxied run minus the direct run just before it).
+            tgt = {}
+            if clients == 1:
+                tgt = {"target": "< 300 us", "met": lambda v: v < 300}
+            figure(key + ".overhead.p50", what + ": proxy overhead p50", "us",
+                   [p - q for p, q in zip(p_p50s, d_p50s)], fsync_floor, **tgt)
+            figure(key + ".overhead.p99", what + ": proxy overhead p99", "us",
+                   [p - q for p, q in zip(p_p99s, d_p99s)])
+            # Where the time goes: the daemon's own CPU (all threads, user + system) per proxied request.
+            figure(key + ".daemon_cpu", what + ": daemon CPU per proxied request", "us", cpu)
+            log("%s: direct %.0f/s p50 %.0fus p99 %.0fus; proxied %.0f/s p50 %.0fus p99 %.0fus; daemon CPU %.0fus/req"
+                % (what, d["rate"], d["p50"], d["p99"], statistics.median(p_rates), statistics.median(p_p50s),
+                   statistics.median(p_p99s), statistics.median(cpu)))
+        home.stop()
+    finally:
+        home.cleanup()
+        served = stop_upstream(upstream)
+        if served:
+            log("upstream served %d requests on %d connections" % (served["requests"], served["connections"]))
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 # ---------------------------------------------------------------- report
 
 def fs_type(path):
@@ -333,9 +461,15 @@ def table():
 
 def main():
     os.makedirs(opts.tmp, exist_ok=True)
-    floors()
-    suite_leases()
-    suite_store()
+    if "leases" in only or "store" in only:
+        floors()
+    if "leases" in only:
+        suite_leases()
+    if "store" in only:
+        suite_store()
+    if "proxy" in only:
+        log("proxy overhead against the same upstream, direct")
+        suite_proxy()
     report = {"when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": machine(), "runs": opts.runs, "seconds_per_run": opts.seconds,
               "elapsed_s": round(time.monotonic() - T0, 1), "figures": figures}
@@ -347,6 +481,8 @@ def main():
           % (m["cpu"], m["cores"], m["mem_mib"], m["kernel"], m["tmp"], m["tmp_fs"]))
     print("floors: 'fsync' = fdatasync of a 200-byte append; 'exec' = C++ hello-world process;"
           " a rate's 'x fsync' = leases per fsync floor")
+    if "proxy" in only:
+        print("proxy: 'direct' = the same GETs straight to the same local upstream; 'x direct' = proxied / direct")
     print(table())
     print("wrote %s in %.0fs" % (os.path.relpath(opts.out), report["elapsed_s"]))
 

@@ -166,14 +166,7 @@ int activated_socket_fd(const std::string& expected_path)
 
 // The top fds stay free for the store, the snapshot, rotation pipes and the
 // heartbeat: a connection landing on one of them is closed at once.
-constexpr rlim_t k_reserved_fds = 64;
-
-bool near_fd_limit(int fd)
-{
-  rlimit limit{};
-  return ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
-         && static_cast<rlim_t>(fd) + k_reserved_fds >= limit.rlim_cur;
-}
+constexpr size_t k_reserved_fds = 64;
 
 void accept_loop(asio::local::stream_protocol::acceptor& acceptor, State& state, const MethodTable& methods)
 {
@@ -181,7 +174,7 @@ void accept_loop(asio::local::stream_protocol::acceptor& acceptor, State& state,
     if (ec == asio::error::operation_aborted) {
       return;
     }
-    if (!ec && near_fd_limit(socket.native_handle())) {
+    if (!ec && util::near_fd_limit(socket.native_handle(), k_reserved_fds)) {
       // Refused: the socket's destructor closes it; the reserve stays free.
       static uint64_t refused = 0;
       if (refused++ % 1000 == 0) {

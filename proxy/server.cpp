@@ -12,6 +12,7 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include <chrono>
 #include <cstring>
@@ -30,6 +31,7 @@ constexpr size_t k_header_limit = 64 * 1024;
 constexpr auto k_idle_timeout = std::chrono::seconds{60};  // a keep-alive connection with no new request
 constexpr auto k_stall_timeout = std::chrono::seconds{60}; // an agent that stops reading or sending mid-request
 constexpr int k_slice_ms = 100;                            // how often a blocked worker checks for cancellation
+constexpr size_t k_reserved_fds = 256; // the RPC listener keeps 64; upstream connections and RPC clients use the rest
 
 bool iequals(std::string_view a, std::string_view b)
 {
@@ -115,11 +117,25 @@ public:
     }
     return n;
   }
+  // A gather write: a chunk's size line, data and CRLF, or a header's
+  // fields, leave in one sendmsg rather than one send each.
   template <typename Buffers>
   size_t write_some(const Buffers& buffers, beast::error_code& ec)
   {
-    const asio::const_buffer b = first(buffers);
-    return io(POLLOUT, ec, [&] { return ::send(m_fd, b.data(), b.size(), MSG_NOSIGNAL); }, b.size());
+    iovec iov[64];
+    size_t count = 0;
+    size_t total = 0;
+    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers) && count < 64; ++it) {
+      const asio::const_buffer b = *it;
+      if (b.size() > 0) {
+        iov[count++] = {const_cast<void*>(b.data()), b.size()};
+        total += b.size();
+      }
+    }
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = count;
+    return io(POLLOUT, ec, [&] { return ::sendmsg(m_fd, &msg, MSG_NOSIGNAL); }, total);
   }
   template <typename Buffers>
   size_t write_some(const Buffers& buffers)
@@ -654,7 +670,9 @@ bool Transfer::run()
   api.slist_free_all(headers);
   util::wipe(url);
   m_easy = nullptr;
-  cancelled = cancelled || m_grant->cancelled;
+  // A transfer that completed before the lease ended stands; one that failed
+  // because it ended (the write callback refusing) counts as cut.
+  cancelled = cancelled || (result != CURLE_OK && m_grant->cancelled);
 
   if (cancelled) {
     Refusal r = refusal(407, "revoked", "the lease ended during the request", "secrets lease " + m_grant->secret_name);
@@ -938,7 +956,11 @@ void Server::accept()
     if (ec == asio::error::operation_aborted || m_stopping) {
       return;
     }
-    if (!ec) {
+    if (!ec && util::near_fd_limit(socket.native_handle(), k_reserved_fds)) {
+      // Closed at once (the socket's destructor): proxy clients never take
+      // the descriptors the daemon's socket, store and log need.
+      accept();
+    } else if (!ec) {
       socket.set_option(tcp::no_delay(true), ec);
       auto c = std::make_shared<Connection>(*this, std::move(socket));
       m_connections.insert(c);

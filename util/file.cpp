@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <string.h> // explicit_bzero
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -112,6 +113,13 @@ std::optional<std::string> read_fd(int fd, size_t limit, const std::string& what
       return std::nullopt;
     }
   }
+}
+
+bool near_fd_limit(int fd, size_t reserve)
+{
+  rlimit limit{};
+  return ::getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur != RLIM_INFINITY
+         && static_cast<rlim_t>(fd) + reserve >= limit.rlim_cur;
 }
 
 void write_all(int fd, std::string_view data, const std::string& what)

@@ -37,6 +37,10 @@ std::string read_file(const std::string& path);
 // util::Error naming `what` on a read error.
 std::optional<std::string> read_fd(int fd, size_t limit, const std::string& what);
 
+// Whether `fd` is among the top `reserve` descriptors RLIMIT_NOFILE allows:
+// listeners close such connections at once, keeping the reserve for files.
+bool near_fd_limit(int fd, size_t reserve);
+
 // Zeroes a string's whole buffer (explicit_bzero, so not optimised away) and empties it.
 void wipe(std::string& s);
 void write_all(int fd, std::string_view data, const std::string& what);

@@ -772,6 +772,42 @@ class ProxyStreaming(ProxyTestCase):
 # ---------------------------------------------------------------- scrubbing, hostile input, audit, status
 
 class ProxyMisc(ProxyTestCase):
+    def test_connection_flood_leaves_fds_for_the_daemon(self):
+        # 2,000 idle proxy connections against a 1,024-fd daemon: the proxy closes
+        # those that land in its reserve, so adds and leases over the socket go on.
+        import resource
+        limit = 1024
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < 2300:
+            if hard < 2300:
+                self.skipTest("needs RLIMIT_NOFILE above 2300 for the client side")
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            self.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, (soft, hard))
+        h = self.proxy_home()
+        self.add_proxy(h, "fl")
+        pid = h.status()["pid"]
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, limit))
+        socks = []
+        self.addCleanup(lambda: [s.close() for s in socks])
+        for _ in range(2000):
+            s = socket.socket()
+            s.settimeout(2)
+            try:
+                s.connect(("127.0.0.1", h.port))
+                socks.append(s)
+            except OSError:
+                s.close()
+        time.sleep(0.5)
+        self.assertLess(len(os.listdir("/proc/%d/fd" % pid)), limit - 200)
+        h.add("during_flood", "v2")
+        ph = self.ph(h, "fl")
+        for s in socks[:100]:
+            s.close()
+        del socks[:100]
+        time.sleep(0.2)
+        resp = request(h.port, "GET", "/fl/echo", bearer(ph))
+        self.assertEqual(resp.status, 200, resp)
+
     def test_scrubbing_response(self):
         h = self.proxy_home()
         self.add_proxy(h, "sb")
