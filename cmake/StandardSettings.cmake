@@ -5,6 +5,9 @@ option(WARNINGS_AS_ERRORS "Treat warnings as errors" ON)
 add_library(standard_settings INTERFACE)
 target_compile_definitions(standard_settings INTERFACE _FILE_OFFSET_BITS=64
   AGENT_SECRETS_VERSION="${PROJECT_VERSION}")
+# Drop DT_NEEDED entries nothing references: each one is mapped and relocated
+# at every start, which short-lived CLI processes pay for.
+target_link_options(standard_settings INTERFACE -Wl,--as-needed)
 if(ENABLE_ASAN)
   target_compile_options(standard_settings INTERFACE
     -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer)

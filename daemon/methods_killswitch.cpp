@@ -113,9 +113,9 @@ void run_killswitch(State& s, const Peer* peer, bool rotate_all, bool wipe, std:
   auto run = std::make_shared<KillswitchRun>(KillswitchRun{s, peer ? std::optional<Peer>(*peer) : std::nullopt, wipe,
                                                            std::move(cause), 0, {}, 0, std::move(done)});
   s.killswitch_running = rotate_all || wipe;
-  const auto ended = s.leases.revoke_all(lease::EndReason::killswitch);
-  run->leases_revoked = ended.size();
-  s.leases_ended(ended, peer, false); // effects now; the one killswitch line comes at the end
+  auto revoked = s.leases.take_all(lease::EndReason::killswitch);
+  run->leases_revoked = revoked.size();
+  s.leases_revoked_all(std::move(revoked), peer); // effects now; the one killswitch line comes at the end
   std::vector<std::string> hooks;
   if (rotate_all && !s.wiped) {
     for (const auto& info : s.store->list()) {

@@ -120,6 +120,52 @@ void State::leases_ended(const std::vector<lease::Ended>& ended, const Peer* pee
   }
 }
 
+void State::leases_revoked_all(lease::Revoked revoked, const Peer* peer)
+{
+  const auto ended = [&revoked](const std::string& id) { return revoked.find(id) != nullptr; };
+  for (auto it = m_holders.begin(); it != m_holders.end();) {
+    auto& ids = it->second->leases;
+    if (std::erase_if(ids, ended) != 0 && ids.empty()) {
+      it = m_holders.erase(it); // closing the descriptor cancels its wait
+    } else {
+      ++it;
+    }
+  }
+  for (auto it = m_watchers.begin(); it != m_watchers.end();) {
+    if (!ended(it->first)) {
+      ++it;
+      continue;
+    }
+    const json note = {{"jsonrpc", "2.0"},
+                       {"method", "lease.ended"},
+                       {"params", {{"lease_id", it->first}, {"reason", lease::to_string(revoked.reason())}}}};
+    if (auto session = it->second.lock()) {
+      session->notify(note);
+    }
+    it = m_watchers.erase(it);
+  }
+  std::vector<std::string> done;
+  for (const auto& [path, ids] : files) {
+    if (std::any_of(ids.begin(), ids.end(), ended)) {
+      done.push_back(path);
+    }
+  }
+  for (const auto& path : done) {
+    remove_file_if_done(path, peer);
+  }
+  if (revoked.size() != 0) {
+    mark_dirty();
+    rearm_prune_timer();
+  }
+  // The frees and the trim that hands their pages back run beside the io
+  // thread, which goes on to the killswitch line and the reply.
+  auto garbage = std::make_shared<lease::Revoked>(std::move(revoked));
+  asio::post(m_workers, [garbage = std::move(garbage)]() mutable {
+    garbage.reset();
+    ::malloc_trim(0);
+  });
+}
+
 bool State::remove_file_if_done(const std::string& path, const Peer* peer)
 {
   const auto it = files.find(path);

@@ -79,6 +79,11 @@ public:
   // when `audit_each` is false, for the killswitch's single line), watch
   // notifications, and a dirty snapshot.
   void leases_ended(const std::vector<lease::Ended>& ended, const Peer* peer, bool audit_each = true);
+  // The same for everything lease::Table::take_all ended, without an audit
+  // line each (the killswitch writes one), found from the holders, watchers
+  // and env files rather than lease by lease. The leases are then freed on a
+  // worker thread, so the reply does not wait for 100,000 frees.
+  void leases_revoked_all(lease::Revoked revoked, const Peer* peer);
   // Re-arms the pruning timer at the earliest lease deadline.
   void rearm_prune_timer();
   void watch(const std::string& lease_id, const std::shared_ptr<Session>& session);

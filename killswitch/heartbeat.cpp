@@ -1,6 +1,7 @@
 #include "killswitch/heartbeat.hpp"
 
-#include <curl/curl.h>
+#include "net/curl.hpp"
+#include "util/error.hpp"
 
 namespace killswitch {
 
@@ -11,42 +12,44 @@ size_t discard(char*, size_t size, size_t nmemb, void*)
   return size * nmemb;
 }
 
-struct CurlGlobal
-{
-  CurlGlobal() { curl_global_init(CURL_GLOBAL_DEFAULT); }
-  ~CurlGlobal() { curl_global_cleanup(); }
-};
-
 } // namespace
 
 std::string probe(const std::string& url, util::Duration timeout)
 {
-  static CurlGlobal global;
-  CURL* curl = curl_easy_init();
+  // libcurl is loaded here, on the heartbeat thread, and only once a heartbeat
+  // runs: a daemon without one never maps it. A missing library is a failed
+  // probe, so a heartbeat that cannot beat still trips (fail closed).
+  const net::Curl* c = nullptr;
+  try {
+    c = &net::curl();
+  } catch (const util::Error& e) {
+    return std::string(e.what()) + " (fix: " + e.fix() + ")";
+  }
+  CURL* curl = c->easy_init();
   if (!curl) {
     return "curl_easy_init failed";
   }
   const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count();
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(ms));
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(ms));
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L); // we are one thread among others
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_USERAGENT, "agent-secrets-heartbeat/" AGENT_SECRETS_VERSION);
+  c->easy_setopt(curl, CURLOPT_URL, url.c_str());
+  c->easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+  c->easy_setopt(curl, CURLOPT_TIMEOUT_MS, static_cast<long>(ms));
+  c->easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(ms));
+  c->easy_setopt(curl, CURLOPT_NOSIGNAL, 1L); // we are one thread among others
+  c->easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+  c->easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  c->easy_setopt(curl, CURLOPT_USERAGENT, "agent-secrets-heartbeat/" AGENT_SECRETS_VERSION);
   std::string error;
-  const CURLcode rc = curl_easy_perform(curl);
+  const CURLcode rc = c->easy_perform(curl);
   if (rc != CURLE_OK) {
-    error = curl_easy_strerror(rc);
+    error = c->easy_strerror(rc);
   } else {
     long status = 0;
-    curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+    c->easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
     if (status < 200 || status > 299) {
       error = "HTTP status " + std::to_string(status);
     }
   }
-  curl_easy_cleanup(curl);
+  c->easy_cleanup(curl);
   return error;
 }
 

@@ -133,23 +133,32 @@ Ended Table::revoke(const std::string& id, EndReason reason)
   return end(it, reason);
 }
 
+Revoked Table::take_all(EndReason reason)
+{
+  // Only the newest ended_memory would be remembered anyway: walk the deadline
+  // index back that far, then remember them oldest first, as one by one would.
+  const auto keep = static_cast<std::ptrdiff_t>(std::min(m_deadlines.size(), m_ended_memory));
+  for (auto it = std::prev(m_deadlines.end(), keep); it != m_deadlines.end(); ++it) {
+    remember_ended(it->second, m_live.find(it->second)->second.secret_name, reason);
+  }
+  // Swapped out whole: the table is empty at once, and the nodes are freed
+  // with the Revoked, wherever its owner lets it go.
+  Revoked out;
+  out.m_reason = reason;
+  out.m_live.swap(m_live);
+  out.m_deadlines.swap(m_deadlines);
+  out.m_by_secret.swap(m_by_secret);
+  return out;
+}
+
 std::vector<Ended> Table::revoke_all(EndReason reason)
 {
-  // One pass over the deadline index, which also gives a stable order; the
-  // indexes are then cleared wholesale instead of entry by entry.
+  Revoked revoked = take_all(reason);
   std::vector<Ended> ended;
-  ended.reserve(m_live.size());
-  for (const auto& [expires_at, id] : m_deadlines) {
-    ended.push_back(Ended{std::move(m_live.find(id)->second), reason});
+  ended.reserve(revoked.size());
+  for (const auto& [expires_at, id] : revoked.m_deadlines) {
+    ended.push_back(Ended{std::move(revoked.m_live.find(id)->second), reason});
   }
-  // Only the last ended_memory would be remembered anyway.
-  const size_t first = ended.size() - std::min(ended.size(), m_ended_memory);
-  for (size_t i = first; i < ended.size(); ++i) {
-    remember_ended(ended[i].lease.id, ended[i].lease.secret_name, reason);
-  }
-  m_deadlines.clear();
-  m_by_secret.clear();
-  m_live.clear();
   return ended;
 }
 
@@ -244,6 +253,12 @@ bool Table::forget(const std::string& id, std::optional<EndReason> remember_as)
     remember_ended(id, secret_name, *remember_as);
   }
   return was_live;
+}
+
+const Lease* Revoked::find(const std::string& id) const
+{
+  const auto it = m_live.find(id);
+  return it == m_live.end() ? nullptr : &it->second;
 }
 
 const Lease* Table::find(const std::string& id) const

@@ -27,9 +27,10 @@
 //
 // Cost with n live leases: acquire, revoke, renew, restore, forget are
 // O(log n); expire_due and revoke_secret are O(k log n) for k leases ended;
-// revoke_all is one O(n) pass; count_expiring_before is O(log n + k) for k
-// counted; snapshot is O(n log n). Memory for ended ids is bounded by
-// `ended_memory`.
+// take_all is O(min(n, ended_memory)) (the indexes are handed over, not
+// emptied); revoke_all is one O(n) pass; count_expiring_before is
+// O(log n + k) for k counted; snapshot is O(n log n). Memory for ended ids is
+// bounded by `ended_memory`.
 
 #include "util/clock.hpp"
 #include "util/duration.hpp"
@@ -76,6 +77,34 @@ struct Ended
   EndReason reason;
 };
 
+// Every lease that Table::take_all ended, with its indexes as they were. The
+// caller walks it and then frees it where that suits it: freeing 100,000
+// leases' nodes was most of a `revoke --all`, so the daemon does it on a
+// worker thread. Owns its leases; independent of the table afterwards.
+class Revoked
+{
+public:
+  std::size_t size() const { return m_live.size(); }
+  EndReason reason() const { return m_reason; }
+  // The ended lease with this id, or nullptr.
+  const Lease* find(const std::string& id) const;
+  // Calls f(const Lease&) for every ended lease, in no particular order.
+  template <typename F>
+  void for_each(F&& f) const
+  {
+    for (const auto& [id, lease] : m_live) {
+      f(lease);
+    }
+  }
+
+private:
+  friend class Table;
+  std::unordered_map<std::string, Lease> m_live;
+  std::set<std::pair<util::TimePoint, std::string>> m_deadlines;
+  std::unordered_map<std::string, std::unordered_set<std::string>> m_by_secret;
+  EndReason m_reason = EndReason::killswitch;
+};
+
 // The shortest TTL a client may ask for. "between 1s and max" is what the
 // error message promises, so sub-second TTLs are rejected rather than rounded.
 inline constexpr util::Duration k_min_ttl = std::chrono::seconds{1};
@@ -112,7 +141,11 @@ public:
   // it. Throws lease_ended for a recently ended id, lease_not_found otherwise.
   Ended revoke(const std::string& id, EndReason reason = EndReason::revoked);
 
-  // Ends every live lease in one pass; the result is ordered by expires_at, id.
+  // Ends every live lease at once and hands them over; the newest
+  // `ended_memory` ids (by expires_at, id) are remembered as ended.
+  Revoked take_all(EndReason reason = EndReason::killswitch);
+
+  // take_all, as a list ordered by expires_at, id.
   std::vector<Ended> revoke_all(EndReason reason = EndReason::killswitch);
 
   // Ends the leases of one secret; the result is ordered by expires_at, id.
@@ -160,8 +193,8 @@ public:
   std::size_t count_expiring_before(util::TimePoint t) const;
 
 private:
-  using LiveMap = std::unordered_map<std::string, Lease>;
-  using Deadline = std::pair<util::TimePoint, std::string>;
+  using LiveMap = decltype(Revoked::m_live);
+  using Deadline = decltype(Revoked::m_deadlines)::value_type;
 
   struct EndedRecord
   {
@@ -181,8 +214,8 @@ private:
   std::size_t m_ended_memory;
 
   LiveMap m_live;
-  std::set<Deadline> m_deadlines;
-  std::unordered_map<std::string, std::unordered_set<std::string>> m_by_secret;
+  decltype(Revoked::m_deadlines) m_deadlines;
+  decltype(Revoked::m_by_secret) m_by_secret;
 
   // Bounded memory of ended ids, oldest first. An id can end more than once
   // (restore after end), so each entry carries a generation and only the

@@ -3,10 +3,13 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <utility>
+#include <vector>
 
 namespace store::age::primitives {
 
@@ -246,19 +249,115 @@ namespace store::age {
 // SecretBuffer's storage is a libsodium allocation, so it is implemented here
 // with the other libsodium calls.
 
+namespace {
+
+// The shared regions of small buffers (why: secret_buffer.hpp). Each region
+// is one sodium_malloc (guard pages at its ends, mlocked), cut into slots of
+// one size class; a freed slot is wiped with sodium_memzero before reuse.
+constexpr size_t k_arena_min = 32; // slot sizes double from here to k_arena_max
+constexpr size_t k_arena_max = SecretBuffer::k_pooled_max;
+constexpr size_t k_arena_classes = 6;
+constexpr size_t k_region_size = 16 * 1024; // a multiple of the page size, so slots are aligned
+static_assert(k_arena_min << (k_arena_classes - 1) == k_arena_max);
+
+size_t class_of(size_t n)
+{
+  size_t cls = 0;
+  while ((k_arena_min << cls) < n) {
+    ++cls;
+  }
+  return cls;
+}
+
+// Free slots per size class. Regions are kept once carved (a store's peak is
+// its steady state) and are never unmapped, so a freed slot is wiped, not
+// returned to the system. Thread-safe: rotation hooks and the snapshot
+// writer allocate off the io thread.
+class Arena
+{
+public:
+  uint8_t* allocate(size_t cls)
+  {
+    std::lock_guard lock(m_mutex);
+    auto& free = m_free[cls];
+    if (free.empty()) {
+      carve(cls);
+    }
+    uint8_t* slot = free.back();
+    free.pop_back();
+    return slot;
+  }
+
+  // `slot` has been wiped by the caller.
+  void release(uint8_t* slot, size_t cls)
+  {
+    std::lock_guard lock(m_mutex);
+    m_free[cls].push_back(slot);
+  }
+
+private:
+  void carve(size_t cls)
+  {
+    const size_t slot_size = k_arena_min << cls;
+    auto& free = m_free[cls];
+    free.reserve(free.size() + k_region_size / slot_size); // before the region, so a throw leaks nothing
+    auto* region = static_cast<uint8_t*>(sodium_malloc(k_region_size));
+    if (region == nullptr) {
+      throw std::bad_alloc();
+    }
+    sodium_memzero(region, k_region_size); // sodium_malloc fills with a canary byte
+    for (size_t offset = k_region_size; offset >= slot_size; offset -= slot_size) {
+      free.push_back(region + offset - slot_size); // handed out from the region's start
+    }
+  }
+
+  std::mutex m_mutex;
+  std::array<std::vector<uint8_t*>, k_arena_classes> m_free;
+};
+
+// Never destroyed: a SecretBuffer in static storage may be freed after any
+// destructor of ours has run.
+Arena& arena()
+{
+  static Arena* const k_arena = new Arena;
+  return *k_arena;
+}
+
+void release(uint8_t* data, size_t capacity)
+{
+  if (data == nullptr) {
+    return;
+  }
+  if (capacity <= k_arena_max) {
+    sodium_memzero(data, capacity);
+    arena().release(data, class_of(capacity));
+  } else {
+    sodium_free(data); // wipes
+  }
+}
+
+} // namespace
+
 SecretBuffer::SecretBuffer(size_t n)
 {
   if (n == 0) {
     return;
   }
   primitives::ensure_init();
-  // sodium_malloc places the region against a guard page and mlocks it (an
-  // mlock failure under RLIMIT_MEMLOCK is tolerated by libsodium).
-  m_data = static_cast<uint8_t*>(sodium_malloc(n));
-  if (m_data == nullptr) {
-    throw std::bad_alloc();
+  if (n <= k_arena_max) {
+    const size_t cls = class_of(n);
+    m_data = arena().allocate(cls); // zero-filled: wiped when carved and when freed
+    m_capacity = k_arena_min << cls;
+  } else {
+    // sodium_malloc places the region against a guard page and mlocks it (an
+    // mlock failure under RLIMIT_MEMLOCK is tolerated by libsodium).
+    m_data = static_cast<uint8_t*>(sodium_malloc(n));
+    if (m_data == nullptr) {
+      throw std::bad_alloc();
+    }
+    sodium_memzero(m_data, n);
+    m_capacity = n;
   }
-  sodium_memzero(m_data, n);
   m_size = n;
 }
 
@@ -270,23 +369,26 @@ SecretBuffer::SecretBuffer(std::string_view copy_of) : SecretBuffer(copy_of.size
 }
 
 SecretBuffer::SecretBuffer(SecretBuffer&& other) noexcept
-  : m_data(std::exchange(other.m_data, nullptr)), m_size(std::exchange(other.m_size, 0))
+  : m_data(std::exchange(other.m_data, nullptr)),
+    m_size(std::exchange(other.m_size, 0)),
+    m_capacity(std::exchange(other.m_capacity, 0))
 {
 }
 
 SecretBuffer& SecretBuffer::operator=(SecretBuffer&& other) noexcept
 {
   if (this != &other) {
-    sodium_free(m_data); // wipes; accepts nullptr
+    release(m_data, m_capacity);
     m_data = std::exchange(other.m_data, nullptr);
     m_size = std::exchange(other.m_size, 0);
+    m_capacity = std::exchange(other.m_capacity, 0);
   }
   return *this;
 }
 
 SecretBuffer::~SecretBuffer()
 {
-  sodium_free(m_data);
+  release(m_data, m_capacity);
 }
 
 void SecretBuffer::shrink(size_t n)

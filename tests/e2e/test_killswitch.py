@@ -498,6 +498,21 @@ class Heartbeat(E2ETestCase):
         res = self.assert_ok(h.run("status", "--reset"), "secrets status")
         self.assertIs(res.get("killswitch_tripped"), False, res)
 
+    def mapped(self, home, name):
+        with open("/proc/%d/maps" % home.daemon.pid) as f:
+            return name in f.read()
+
+    def test_libcurl_is_mapped_only_once_a_heartbeat_beats(self):
+        # net/curl.hpp: libcurl is dlopen'ed on first use, so an idle daemon
+        # without a heartbeat does not carry its ~10 MiB dependency tree.
+        off = self.new_home()
+        off.add("k", b"v")
+        self.assertEqual(off.run("lease", "k").out, b"v")
+        self.assertFalse(self.mapped(off, "libcurl"), "libcurl mapped without a heartbeat")
+        on = self.heartbeat_home()
+        self.assertTrue(harness.wait_until(lambda: on.status()["heartbeat"].get("last_success"), 5.0, 0.2))
+        self.assertTrue(self.mapped(on, "libcurl"), "libcurl not mapped after a heartbeat")
+
 
 if __name__ == "__main__":
     harness.main()

@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include <set>
 #include <string>
 
 using namespace std::chrono_literals;
@@ -263,6 +264,41 @@ TEST_CASE("lease revoke_all ends everything")
   // The table is usable afterwards.
   f.table.acquire("a", "c", 1h);
   CHECK(f.table.count_for("a") == 1);
+}
+
+TEST_CASE("lease take_all hands every lease over and remembers the newest ended ids")
+{
+  util::FakeClock clock;
+  int next_id = 0;
+  Table table{clock, [&next_id] { return "lease-" + std::to_string(++next_id); }, 2};
+  table.acquire("a", "c", 3h, 42, 7); // lease-1, the latest deadline
+  table.acquire("b", "c", 1h);        // lease-2, the earliest
+  table.acquire("a", "c", 2h);        // lease-3
+  const lease::Revoked revoked = table.take_all(EndReason::revoked);
+  CHECK(revoked.size() == 3);
+  CHECK(revoked.reason() == EndReason::revoked);
+  REQUIRE(revoked.find("lease-1") != nullptr);
+  CHECK(revoked.find("lease-1")->bind_pid == 42);
+  CHECK(revoked.find("lease-2")->secret_name == "b");
+  CHECK(revoked.find("lease-4") == nullptr);
+  std::set<std::string> seen;
+  revoked.for_each([&seen](const lease::Lease& l) { seen.insert(l.id); });
+  CHECK(seen == std::set<std::string>{"lease-1", "lease-2", "lease-3"});
+
+  CHECK(table.size() == 0);
+  CHECK(table.count_for("a") == 0);
+  CHECK_FALSE(table.next_deadline());
+  CHECK(table.count_expiring_before(clock.now() + 24h) == 0);
+  // ended_memory is 2: the two latest deadlines are remembered, the earliest is not.
+  CHECK(std::string(thrown([&] { table.revoke("lease-1"); }).what()) == "lease lease-1 already ended (revoked)");
+  CHECK(thrown([&] { table.revoke("lease-3"); }).code() == Errc::lease_ended);
+  CHECK(thrown([&] { table.revoke("lease-2"); }).code() == Errc::lease_not_found);
+
+  // The table is usable afterwards, and independent of what it handed over.
+  table.acquire("a", "c", 1h);
+  CHECK(table.count_for("a") == 1);
+  CHECK(revoked.size() == 3);
+  CHECK(table.take_all().size() == 1);
 }
 
 TEST_CASE("lease restore inserts live and already-expired leases")
