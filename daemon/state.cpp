@@ -156,14 +156,11 @@ void State::leases_revoked_all(lease::Revoked revoked, const Peer* peer)
   if (revoked.size() != 0) {
     mark_dirty();
     rearm_prune_timer();
+    // Freed by the next snapshot's worker (due in 2 s: the table is now
+    // empty), before its malloc_trim: off the io thread, and before
+    // leases.json says the table is small, so RSS is back down by then.
+    m_released.push_back(std::move(revoked));
   }
-  // The frees and the trim that hands their pages back run beside the io
-  // thread, which goes on to the killswitch line and the reply.
-  auto garbage = std::make_shared<lease::Revoked>(std::move(revoked));
-  asio::post(m_workers, [garbage = std::move(garbage)]() mutable {
-    garbage.reset();
-    ::malloc_trim(0);
-  });
 }
 
 bool State::remove_file_if_done(const std::string& path, const Peer* peer)
@@ -273,13 +270,16 @@ bool State::snapshot_due() const
 void State::write_snapshot_async()
 {
   auto copy = std::make_shared<LeaseSnapshot>(LeaseSnapshot{log.last_seq(), leases.snapshot(), last_leased, files});
+  auto released = std::make_shared<std::vector<lease::Revoked>>(std::move(m_released));
+  m_released.clear();
   m_snapshot_dirty = false;
   m_snapshot_writing = true;
   m_snapshot_at = std::chrono::steady_clock::now();
-  asio::post(m_workers, [this, copy]() mutable {
+  asio::post(m_workers, [this, copy, released]() mutable {
     // Hand back the pages of what ended since the last snapshot (100,000
     // revoked leases, say) before the file says the table is small, and the
     // snapshot's own temporaries after; else RSS stays at its peak.
+    released->clear();
     ::malloc_trim(0);
     bool ok = true;
     try {

@@ -81,8 +81,8 @@ public:
   void leases_ended(const std::vector<lease::Ended>& ended, const Peer* peer, bool audit_each = true);
   // The same for everything lease::Table::take_all ended, without an audit
   // line each (the killswitch writes one), found from the holders, watchers
-  // and env files rather than lease by lease. The leases are then freed on a
-  // worker thread, so the reply does not wait for 100,000 frees.
+  // and env files rather than lease by lease. The leases are freed later by
+  // the snapshot worker, so the reply does not wait for 100,000 frees.
   void leases_revoked_all(lease::Revoked revoked, const Peer* peer);
   // Re-arms the pruning timer at the earliest lease deadline.
   void rearm_prune_timer();
@@ -165,6 +165,7 @@ private:
   asio::steady_timer m_prune_timer;
   std::optional<util::TimePoint> m_armed_deadline;
   std::multimap<std::string, std::weak_ptr<Session>> m_watchers;
+  std::vector<lease::Revoked> m_released; // freed by the next write_snapshot_async, on its worker
   std::vector<std::shared_ptr<Session>> m_waiting; // strong: a paused session has no other owner
   std::set<std::string> m_rotating;
   asio::thread_pool m_workers{4}; // hooks run here, never on the io thread
