@@ -61,15 +61,33 @@ void State::placeholders_ended(const std::vector<lease::Ended>& ended)
       }
     }
     m_grants.erase(first, last);
-    if (e.lease.placeholder_sha256.empty() || m_placeholders.erase(e.lease.placeholder_sha256) == 0) {
-      continue;
+    if (!e.lease.placeholder_sha256.empty() && m_placeholders.erase(e.lease.placeholder_sha256) != 0) {
+      remember_ended_placeholder(e.lease.placeholder_sha256, e.reason);
     }
-    m_ended_placeholders[e.lease.placeholder_sha256] = e.reason;
-    m_ended_placeholder_order.push_back(e.lease.placeholder_sha256);
-    if (m_ended_placeholder_order.size() > k_ended_placeholder_memory) {
-      m_ended_placeholders.erase(m_ended_placeholder_order.front());
-      m_ended_placeholder_order.pop_front();
+  }
+}
+
+void State::placeholders_all_ended(lease::EndReason reason)
+{
+  for (auto& [lease_id, weak] : m_grants) {
+    if (auto grant = weak.lock()) {
+      grant->cancelled = true;
     }
+  }
+  m_grants.clear();
+  for (const auto& [sha256, lease_id] : m_placeholders) {
+    remember_ended_placeholder(sha256, reason);
+  }
+  m_placeholders.clear();
+}
+
+void State::remember_ended_placeholder(const std::string& sha256, lease::EndReason reason)
+{
+  m_ended_placeholders[sha256] = reason;
+  m_ended_placeholder_order.push_back(sha256);
+  if (m_ended_placeholder_order.size() > k_ended_placeholder_memory) {
+    m_ended_placeholders.erase(m_ended_placeholder_order.front());
+    m_ended_placeholder_order.pop_front();
   }
 }
 

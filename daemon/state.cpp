@@ -123,6 +123,7 @@ void State::leases_ended(const std::vector<lease::Ended>& ended, const Peer* pee
 void State::leases_revoked_all(lease::Revoked revoked, const Peer* peer)
 {
   const auto ended = [&revoked](const std::string& id) { return revoked.find(id) != nullptr; };
+  placeholders_all_ended(revoked.reason());
   for (auto it = m_holders.begin(); it != m_holders.end();) {
     auto& ids = it->second->leases;
     if (std::erase_if(ids, ended) != 0 && ids.empty()) {

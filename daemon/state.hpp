@@ -144,6 +144,8 @@ public:
 
 private:
   void placeholders_ended(const std::vector<lease::Ended>& ended);
+  void placeholders_all_ended(lease::EndReason reason); // every live lease ended (revoke --all)
+  void remember_ended_placeholder(const std::string& sha256, lease::EndReason reason);
   std::unordered_map<std::string, std::string> m_placeholders;          // sha256 -> live lease id
   std::unordered_map<std::string, lease::EndReason> m_ended_placeholders; // sha256 -> how it ended, bounded
   std::deque<std::string> m_ended_placeholder_order;
