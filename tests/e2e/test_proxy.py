@@ -285,6 +285,22 @@ class ProxyCli(ProxyTestCase):
             with self.subTest(url=url):
                 self.add_proxy(h, "good%d" % i, VALUE, url)
 
+    def test_value_with_a_line_break_cannot_go_into_a_header(self):
+        # It would let the secret smuggle a second header (or request) upstream.
+        h = self.proxy_home()
+        smuggler = VALUE + "\r\nX-Evil: 1"
+        for inject in ("bearer", "basic", "header:x-api-key"):
+            with self.subTest(inject=inject):
+                r = h.run("add", "nl", "--proxy-only", "--base-url", self.up.url, "--inject", inject, input=smuggler)
+                self.assert_err(r)
+                self.assertIn("line break", r.out.decode(), r)
+        # In the query (percent-encoded) or the body it is harmless.
+        self.add_proxy(h, "nlq", smuggler, None, "--inject", "query:key")
+        # Replacing an existing header-injected secret's value is checked too.
+        self.add_proxy(h, "nlb", VALUE)
+        r = h.run("add", "nlb", "--force", input=smuggler)
+        self.assert_err(r)
+
 
 # ---------------------------------------------------------------- injection
 
@@ -807,6 +823,23 @@ class ProxyMisc(ProxyTestCase):
         time.sleep(0.2)
         resp = request(h.port, "GET", "/fl/echo", bearer(ph))
         self.assertEqual(resp.status, 200, resp)
+
+    def test_expect_100_continue(self):
+        # The agent waits for "100 Continue" before it sends its body.
+        h = self.proxy_home()
+        self.add_proxy(h, "ex")
+        ph = self.ph(h, "ex")
+        s = socket.create_connection(("127.0.0.1", h.port), timeout=10)
+        self.addCleanup(s.close)
+        s.sendall(("POST /ex/echo HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Length: 5\r\nExpect: 100-continue\r\n\r\n" % ph).encode())
+        f = s.makefile("rb")
+        self.assertEqual(f.readline(), b"HTTP/1.1 100 Continue\r\n")
+        self.assertEqual(f.readline(), b"\r\n")
+        s.sendall(b"hello")
+        resp = read_response(f)
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.json()["body"], "hello")
 
     def test_scrubbing_response(self):
         h = self.proxy_home()
