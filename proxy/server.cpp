@@ -107,15 +107,11 @@ public:
     const asio::mutable_buffer b = first(buffers);
     return io(POLLIN, ec, [&] { return ::recv(m_fd, b.data(), b.size(), 0); }, b.size());
   }
+  // The throwing forms Beast's stream concepts also require.
   template <typename Buffers>
   size_t read_some(const Buffers& buffers)
   {
-    beast::error_code ec;
-    const size_t n = read_some(buffers, ec);
-    if (ec) {
-      throw beast::system_error{ec};
-    }
-    return n;
+    return or_throw([&](beast::error_code& ec) { return read_some(buffers, ec); });
   }
   // A gather write: a chunk's size line, data and CRLF, or a header's
   // fields, leave in one sendmsg rather than one send each.
@@ -140,15 +136,21 @@ public:
   template <typename Buffers>
   size_t write_some(const Buffers& buffers)
   {
+    return or_throw([&](beast::error_code& ec) { return write_some(buffers, ec); });
+  }
+
+private:
+  template <typename Op>
+  static size_t or_throw(Op op)
+  {
     beast::error_code ec;
-    const size_t n = write_some(buffers, ec);
+    const size_t n = op(ec);
     if (ec) {
       throw beast::system_error{ec};
     }
     return n;
   }
 
-private:
   template <typename Buffers>
   static auto first(const Buffers& buffers)
   {

@@ -635,30 +635,23 @@ class ProxyStreaming(ProxyTestCase):
             for _ in range(n // PIECE):
                 yield PATTERN
 
+        def upload(**kw):
+            c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=120)
+            try:
+                c.request("POST", "/upl/upload", body=gen(), **kw)
+                r = c.getresponse()
+                data = r.read()
+            finally:
+                c.close()
+            self.assertEqual(r.status, 200, data[:2000])
+            echo = json.loads(data)
+            self.assertEqual(echo["body_len"], n, echo)
+            self.assertEqual(echo["body_sha256"], pattern_sha256(n), echo)
+
         def work():
-            c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=120)
-            try:
-                c.request("POST", "/upl/upload", body=gen(), headers=dict(bearer(ph), **{"Content-Length": str(n)}))
-                r = c.getresponse()
-                data = r.read()
-            finally:
-                c.close()
-            self.assertEqual(r.status, 200, data[:2000])
-            echo = json.loads(data)
-            self.assertEqual(echo["body_len"], n, echo)
-            self.assertEqual(echo["body_sha256"], pattern_sha256(n), echo)
+            upload(headers=dict(bearer(ph), **{"Content-Length": str(n)}))
             # and chunked, no length announced
-            c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=120)
-            try:
-                c.request("POST", "/upl/upload", body=gen(), headers=bearer(ph), encode_chunked=True)
-                r = c.getresponse()
-                data = r.read()
-            finally:
-                c.close()
-            self.assertEqual(r.status, 200, data[:2000])
-            echo = json.loads(data)
-            self.assertEqual(echo["body_len"], n, echo)
-            self.assertEqual(echo["body_sha256"], pattern_sha256(n), echo)
+            upload(headers=bearer(ph), encode_chunked=True)
 
         self.memory_check(h, work)
 
