@@ -323,6 +323,10 @@ void serve(const util::Paths& home_paths)
       [&state](const std::string& route, const std::vector<std::string>& placeholders) {
         return state.resolve_proxy(route, placeholders);
       },
+      [&state](const proxy::Grant& grant) {
+        // On the proxy thread: an atomic and the clock only.
+        return grant.store_generation == state.store->generation() && state.clock.now() < grant.expires_at;
+      },
       [&state](json line) { state.audit(std::move(line)); });
     try {
       server->start();

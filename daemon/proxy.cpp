@@ -65,6 +65,9 @@ void State::placeholders_ended(const std::vector<lease::Ended>& ended)
       remember_ended_placeholder(e.lease.placeholder_sha256, e.reason);
     }
   }
+  if (proxy_server) {
+    proxy_server->release_cancelled();
+  }
 }
 
 void State::placeholders_all_ended(lease::EndReason reason)
@@ -79,6 +82,9 @@ void State::placeholders_all_ended(lease::EndReason reason)
     remember_ended_placeholder(sha256, reason);
   }
   m_placeholders.clear();
+  if (proxy_server) {
+    proxy_server->release_cancelled();
+  }
 }
 
 void State::remember_ended_placeholder(const std::string& sha256, lease::EndReason reason)
@@ -122,7 +128,9 @@ proxy::Resolution State::resolve_proxy(const std::string& route, const std::vect
         grant->client_id = l->client_id;
         grant->placeholder = token;
         grant->value = store::age::SecretBuffer(secret->value.view());
-        grant->spec = *secret->info.proxy;
+        grant->set_spec(*secret->info.proxy);
+        grant->expires_at = l->expires_at;
+        grant->store_generation = store->generation();
         auto [first, last] = m_grants.equal_range(l->id);
         for (auto it = first; it != last;) {
           it = it->second.expired() ? m_grants.erase(it) : std::next(it);

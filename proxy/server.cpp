@@ -31,6 +31,7 @@ constexpr size_t k_header_limit = 64 * 1024;
 constexpr auto k_idle_timeout = std::chrono::seconds{60};  // a keep-alive connection with no new request
 constexpr auto k_stall_timeout = std::chrono::seconds{60}; // an agent that stops reading or sending mid-request
 constexpr int k_slice_ms = 100;                            // how often a blocked worker checks for cancellation
+constexpr size_t k_flush_bytes = 64 * 1024;                // response bytes held before a write
 constexpr size_t k_reserved_fds = 256; // the RPC listener keeps 64; upstream connections and RPC clients use the rest
 
 bool iequals(std::string_view a, std::string_view b)
@@ -230,6 +231,12 @@ public:
 
   void read_request();
   void close();
+  void release_cancelled()
+  {
+    if (m_cached && m_cached->grant && m_cached->grant->cancelled) {
+      m_cached.reset();
+    }
+  }
 
   Server& m_server;
   beast::tcp_stream m_stream;
@@ -239,6 +246,15 @@ public:
   Route m_route;
 
 private:
+  // The last grant, for the next request with the same route and placeholders.
+  struct Cached
+  {
+    std::shared_ptr<Grant> grant;
+    std::string route;
+    std::vector<std::string> placeholders;
+  };
+  std::optional<Cached> m_cached;
+
   void on_header(beast::error_code ec);
   void on_resolved(Resolution resolution);
   void refuse(const Refusal& r, const std::string& method, const std::string& path);
@@ -254,8 +270,7 @@ public:
   Transfer(Connection& c, std::shared_ptr<Grant> grant)
     : m_c(c), m_grant(std::move(grant)), m_req(c.m_parser->get()),
       m_io(c.m_stream.socket().native_handle(), m_grant->cancelled, c.m_server.m_stopping),
-      m_scrub(std::string(m_grant->value.view()), m_grant->placeholder),
-      m_injection(parse_injection(m_grant->spec.inject).value_or(Injection{}))
+      m_scrub(std::string(m_grant->value.view()), m_grant->placeholder), m_injection(m_grant->injection)
   {
     if (m_injection.kind == Injection::Kind::body) {
       m_inject_body.emplace(m_grant->placeholder, std::string(m_grant->value.view()));
@@ -279,6 +294,7 @@ private:
   std::string upstream_url() const;
   bool send_head();
   bool send_body(std::string_view data);
+  bool flush();
   bool send_error(const Refusal& r);
   bool read_body_piece();
 
@@ -306,6 +322,10 @@ private:
   bool m_no_body = false;
   bool m_keep_alive = true;
   std::string m_out;
+  // The response goes out when the worker is about to wait (for the upstream
+  // or the agent), or past k_flush_bytes: a small answer leaves in one
+  // sendmsg, and each event of a stream still leaves as it arrives.
+  std::string m_pending;
   std::string m_code;
 
   uint64_t m_bytes_in = 0;
@@ -428,6 +448,9 @@ bool Transfer::read_body_piece()
 size_t Transfer::on_read(char* buf, size_t size, size_t n, void* self_ptr)
 {
   auto& self = *static_cast<Transfer*>(self_ptr);
+  if (self.m_up_offset == self.m_up.size() && !self.m_up_done && !self.flush()) {
+    return CURL_READFUNC_ABORT; // an early answer goes out before the agent is waited on
+  }
   while (self.m_up_offset == self.m_up.size() && !self.m_up_done) {
     self.m_up.clear();
     self.m_up_offset = 0;
@@ -521,13 +544,31 @@ bool Transfer::send_head()
   }
   res.keep_alive(m_keep_alive);
   http::response_serializer<http::empty_body> sr{res};
+  sr.split(true);
   beast::error_code ec;
-  http::write_header(m_io, sr, ec);
+  while (!ec && !sr.is_header_done()) {
+    sr.next(ec, [&](beast::error_code&, const auto& buffers) {
+      for (const auto b : beast::buffers_range_ref(buffers)) {
+        m_pending.append(static_cast<const char*>(b.data()), b.size());
+      }
+      sr.consume(beast::buffer_bytes(buffers));
+    });
+  }
+  return !ec;
+}
+
+bool Transfer::flush()
+{
+  if (m_pending.empty()) {
+    return !m_client_failed;
+  }
+  beast::error_code ec;
+  asio::write(m_io, asio::const_buffer(m_pending.data(), m_pending.size()), ec);
+  m_pending.clear();
   if (ec) {
     m_client_failed = true;
-    return false;
   }
-  return true;
+  return !ec;
 }
 
 bool Transfer::send_body(std::string_view data)
@@ -535,18 +576,16 @@ bool Transfer::send_body(std::string_view data)
   if (data.empty() || m_no_body) {
     return true; // an empty chunk would end the body
   }
-  beast::error_code ec;
   if (m_chunked) {
-    asio::write(m_io, http::make_chunk(asio::const_buffer(data.data(), data.size())), ec);
+    char size[20];
+    m_pending.append(size, static_cast<size_t>(std::snprintf(size, sizeof(size), "%zx\r\n", data.size())));
+    m_pending.append(data);
+    m_pending.append("\r\n");
   } else {
-    asio::write(m_io, asio::const_buffer(data.data(), data.size()), ec);
-  }
-  if (ec) {
-    m_client_failed = true;
-    return false;
+    m_pending.append(data);
   }
   m_bytes_out += data.size();
-  return true;
+  return m_pending.size() < k_flush_bytes || flush();
 }
 
 size_t Transfer::on_write(char* buf, size_t size, size_t n, void* self_ptr)
@@ -665,6 +704,9 @@ bool Transfer::run()
       cancelled = true;
       break;
     }
+    if (!flush()) {
+      break; // the agent is gone: m_client_failed
+    }
     api.multi_poll(t_handles.multi, nullptr, 0, k_slice_ms, nullptr);
   }
   api.multi_remove_handle(t_handles.multi, m_easy);
@@ -707,11 +749,10 @@ bool Transfer::run()
     return false;
   }
   if (m_chunked) {
-    beast::error_code ec;
-    asio::write(m_io, http::make_chunk_last(), ec);
-    if (ec) {
-      return false;
-    }
+    m_pending.append("0\r\n\r\n");
+  }
+  if (!flush()) {
+    return false;
   }
   // Another request only if this one's body was read to its end.
   return m_keep_alive && m_c.m_parser->is_done();
@@ -813,6 +854,12 @@ void Connection::on_header(beast::error_code ec)
   }
   collect(route->query);
   m_stream.expires_never();
+  if (m_cached && m_cached->grant && m_cached->route == route->name && m_cached->placeholders == tokens
+      && !m_cached->grant->cancelled && m_server.m_fresh(*m_cached->grant)) {
+    on_resolved(m_cached->grant);
+    return;
+  }
+  m_cached = Cached{nullptr, route->name, tokens};
   // Resolution happens on the daemon's thread; the answer comes back here.
   // Queued there, the callback holds only a weak reference (see the header).
   std::weak_ptr<Connection> weak = shared_from_this();
@@ -840,6 +887,7 @@ void Connection::on_resolved(Resolution resolution)
   const auto& req = m_parser->get();
   const std::string method(req.method_string());
   if (auto* r = std::get_if<Refusal>(&resolution)) {
+    m_cached.reset();
     if (r->secret_name.empty()) {
       r->secret_name = m_route.name;
     }
@@ -847,8 +895,10 @@ void Connection::on_resolved(Resolution resolution)
     return;
   }
   auto grant = std::get<std::shared_ptr<Grant>>(std::move(resolution));
-  const auto url = parse_base_url(grant->spec.base_url);
-  const std::string path = (url ? url->path : "") + m_route.rest;
+  if (m_cached) {
+    m_cached->grant = grant;
+  }
+  const std::string path = grant->base_path + m_route.rest;
   if (!method_allowed(grant->spec, method) || !path_allowed(grant->spec, path.empty() ? "/" : path)) {
     Refusal r = refusal(407, "out_of_scope",
                         "secret " + grant->secret_name + " allows methods "
@@ -880,9 +930,8 @@ void Connection::run_transfer(std::shared_ptr<Grant> grant)
     Transfer t(*this, grant);
     keep = t.run();
     const int status = t.status();
-    const auto url = parse_base_url(grant->spec.base_url);
-    line["host"] = url ? url->host : "";
-    line["path"] = redact_placeholders((url ? url->path : "") + m_route.rest);
+    line["host"] = grant->host;
+    line["path"] = redact_placeholders(grant->base_path + m_route.rest);
     line["status"] = status;
     line["bytes_in"] = t.bytes_in();
     line["bytes_out"] = t.bytes_out();
@@ -901,21 +950,31 @@ void Connection::run_transfer(std::shared_ptr<Grant> grant)
   m_server.audit(std::move(line));
   --m_server.m_active;
   m_server.finished(ok);
-  asio::post(m_server.m_io, [self = shared_from_this(), keep] {
-    if (keep && !self->m_server.m_stopping) {
-      self->read_request();
-    } else {
-      self->close();
-    }
-  });
+  if (keep && !m_server.m_stopping) {
+    // Started from this worker (the proxy thread is not touching this
+    // connection meanwhile), so that the read needs no hop through it.
+    read_request();
+  } else {
+    asio::post(m_server.m_io, [self = shared_from_this()] { self->close(); });
+  }
 }
 
 // ---------------------------------------------------------------- Server
 
-Server::Server(config::Proxy cfg, asio::io_context& daemon_io, Resolve resolve, Audit audit)
-  : m_cfg(std::move(cfg)), m_daemon_io(daemon_io), m_resolve(std::move(resolve)), m_audit(std::move(audit)),
-    m_acceptor(m_io)
+void Grant::set_spec(store::ProxySpec s)
 {
+  spec = std::move(s);
+  const auto url = parse_base_url(spec.base_url);
+  host = url ? url->host : "";
+  base_path = url ? url->path : "";
+  injection = parse_injection(spec.inject).value_or(Injection{});
+}
+
+Server::Server(config::Proxy cfg, asio::io_context& daemon_io, Resolve resolve, Fresh fresh, Audit audit)
+  : m_cfg(std::move(cfg)), m_daemon_io(daemon_io), m_resolve(std::move(resolve)), m_fresh(std::move(fresh)),
+    m_audit_queue(std::make_shared<AuditQueue>()), m_acceptor(m_io)
+{
+  m_audit_queue->audit = std::move(audit);
 }
 
 Server::~Server()
@@ -997,7 +1056,24 @@ void Server::stop()
 
 void Server::audit(json line)
 {
-  asio::post(m_daemon_io, [audit = m_audit, line = std::move(line)]() mutable { audit(std::move(line)); });
+  bool first = false;
+  {
+    std::lock_guard lock(m_audit_queue->mutex);
+    first = m_audit_queue->lines.empty();
+    m_audit_queue->lines.push_back(std::move(line));
+  }
+  if (first) {
+    asio::post(m_daemon_io, [queue = m_audit_queue] {
+      std::vector<json> lines;
+      {
+        std::lock_guard lock(queue->mutex);
+        lines.swap(queue->lines);
+      }
+      for (auto& l : lines) {
+        queue->audit(std::move(l));
+      }
+    });
+  }
 }
 
 void Server::finished(bool ok)
@@ -1006,6 +1082,15 @@ void Server::finished(bool ok)
   if (!ok) {
     ++m_errors;
   }
+}
+
+void Server::release_cancelled()
+{
+  asio::post(m_io, [this] {
+    for (const auto& c : m_connections) {
+      c->release_cancelled();
+    }
+  });
 }
 
 json Server::status() const

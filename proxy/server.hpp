@@ -12,17 +12,22 @@
 //   agent's socket with blocking I/O in 100 ms slices. Past the bound,
 //   requests queue in the pool; none is dropped. The RPC thread never waits
 //   on upstream I/O.
-// A Grant carries a copy of the value for one request; the daemon sets
-// `cancelled` when its lease ends, and the worker then cuts the transfer
-// within one slice.
+// A Grant carries a copy of the value; the daemon sets `cancelled` when its
+// lease ends, and the worker then cuts the transfer within one slice. A
+// keep-alive connection keeps its last grant for the next request with the
+// same route and placeholders, while the grant is not cancelled and `Fresh`
+// says the lease has not expired and the store has not changed since; any
+// other request goes to `resolve`.
 //
 // Lifetime: start() and stop() are called from the daemon's thread; stop()
 // joins everything. Call stop() before the daemon's io_context stops running
 // for good: callbacks already queued there hold no reference to the Server.
 
 #include "config/config.hpp"
+#include "proxy/spec.hpp"
 #include "rpc/asio.hpp"
 #include "store/store.hpp"
+#include "util/clock.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -46,7 +51,15 @@ struct Grant
   std::string placeholder; // what the agent holds: scrubbed responses carry it in place of the value
   store::age::SecretBuffer value;
   store::ProxySpec spec;
+  // Parsed once from spec, by set_spec.
+  std::string host;      // of spec.base_url
+  std::string base_path; // of spec.base_url: "" or "/v1"
+  Injection injection;
+  util::TimePoint expires_at;
+  uint64_t store_generation = 0;
   std::atomic<bool> cancelled{false};
+
+  void set_spec(store::ProxySpec s);
 };
 
 // Why a request is not forwarded: a 4xx with a JSON body
@@ -74,8 +87,10 @@ public:
   // path segment) and every placeholder-shaped token of the request.
   using Resolve = std::function<Resolution(const std::string& route, const std::vector<std::string>& placeholders)>;
   using Audit = std::function<void(nlohmann::json line)>;
+  // Runs on the proxy thread: may read only what is safe from any thread.
+  using Fresh = std::function<bool(const Grant&)>;
 
-  Server(config::Proxy cfg, asio::io_context& daemon_io, Resolve resolve, Audit audit);
+  Server(config::Proxy cfg, asio::io_context& daemon_io, Resolve resolve, Fresh fresh, Audit audit);
   ~Server();
   Server(const Server&) = delete;
   Server& operator=(const Server&) = delete;
@@ -89,6 +104,9 @@ public:
   const std::string& address() const { return m_address; }
   // {enabled, listen, requests, errors, active}
   nlohmann::json status() const;
+  // Idle connections let go of cached grants whose lease has ended, so that
+  // no copy of a value outlives its leases. Any thread.
+  void release_cancelled();
 
 private:
   friend class Connection;
@@ -100,7 +118,16 @@ private:
   config::Proxy m_cfg;
   asio::io_context& m_daemon_io;
   Resolve m_resolve;
-  Audit m_audit;
+  Fresh m_fresh;
+  // Audit lines wait here for the daemon's thread, which takes them all at
+  // once: one wake-up per batch, not per request.
+  struct AuditQueue
+  {
+    Audit audit;
+    std::mutex mutex;
+    std::vector<nlohmann::json> lines;
+  };
+  std::shared_ptr<AuditQueue> m_audit_queue;
   asio::io_context m_io;
   asio::ip::tcp::acceptor m_acceptor;
   std::unique_ptr<asio::thread_pool> m_workers;

@@ -285,6 +285,7 @@ const SecretInfo& Store::add(const std::string& name, age::SecretBuffer value, s
   if (it != m_secrets.end() && !force) {
     throw Error(Errc::already_exists, "secret " + name + " already exists", "secrets add " + name + " --force");
   }
+  ++m_generation;
   std::optional<Secret> previous;
   if (it == m_secrets.end()) {
     Secret fresh;
@@ -321,6 +322,7 @@ void Store::remove(const std::string& name)
   if (node.empty()) {
     throw Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
   }
+  ++m_generation;
   try {
     persist();
   } catch (...) {
@@ -335,6 +337,7 @@ void Store::mark_rotated(const std::string& name, std::optional<age::SecretBuffe
   if (it == m_secrets.end()) {
     throw Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
   }
+  ++m_generation;
   Secret previous{it->second.info, std::move(it->second.value)};
   const auto now = m_clock.now();
   it->second.info.last_rotated = now;

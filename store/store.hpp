@@ -21,6 +21,7 @@
 #include "util/clock.hpp"
 #include "util/paths.hpp"
 
+#include <atomic>
 #include <map>
 #include <memory>
 #include <optional>
@@ -87,7 +88,15 @@ public:
   void mark_rotated(const std::string& name, std::optional<age::SecretBuffer> new_value);
 
   // After the killswitch wiped the files: drop (and wipe) every value in memory.
-  void forget_all() { m_secrets.clear(); }
+  void forget_all()
+  {
+    ++m_generation;
+    m_secrets.clear();
+  }
+
+  // Moves on with every add, remove, rotation and forget_all (also one that
+  // fails). Safe to read from any thread: the proxy's cached grants compare it.
+  uint64_t generation() const { return m_generation.load(); }
 
 private:
   Store(util::Paths paths, const util::Clock& clock, std::vector<age::X25519Recipient> recipients);
@@ -97,6 +106,7 @@ private:
   const util::Clock& m_clock;
   std::vector<age::X25519Recipient> m_recipients;
   std::map<std::string, Secret> m_secrets;
+  std::atomic<uint64_t> m_generation{0};
 };
 
 } // namespace store

@@ -505,6 +505,51 @@ class ProxyRefusals(ProxyTestCase):
         self.assert_refused(request(self.h.port, "GET", "/rv/echo", bearer(res["value"])), 407, "revoked")
         self.assertEqual(request(self.h.port, "GET", "/rv/echo", bearer(other)).status, 200)
 
+    def test_keep_alive_connection_sees_every_change_at_once(self):
+        """A keep-alive connection reuses what it resolved for its last request. A new
+        value, a revoke and an expiry must still apply to its very next request."""
+        self.add_proxy(self.h, "kc")
+        res = self.lease(self.h, "kc", "--ttl", "1h")
+        short = self.ph(self.h, "kc", "--ttl", "2s")
+        c = http.client.HTTPConnection("127.0.0.1", self.h.port, timeout=10)
+
+        def get(ph):
+            tag = pysecrets.token_hex(6)
+            c.request("GET", "/kc/echo?t=" + tag, headers=bearer(ph))
+            r = c.getresponse()
+            resp = Resp(r.status, [(k.lower(), v) for k, v in r.getheaders()], r.read())
+            return resp, (self.seen(tag) if resp.status == 200 else None)
+
+        try:
+            for _ in range(3):
+                resp, seen = get(res["value"])
+                self.assertEqual(resp.status, 200, resp)
+                self.assertEqual(seen[2].get("authorization"), "Bearer " + VALUE, seen)
+            sock = c.sock
+            # a new value (add --force keeps it proxy-only)
+            self.h.add("kc", "sk-live-NEWVALUE-0b1d", "--force")
+            resp, seen = get(res["value"])
+            self.assertEqual(resp.status, 200, resp)
+            self.assertEqual(seen[2].get("authorization"), "Bearer sk-live-NEWVALUE-0b1d", seen)
+            self.assertNotIn(b"NEWVALUE", resp.body)
+            # a revoke
+            self.assert_ok(self.h.run("revoke", res["lease_id"]))
+            resp, _ = get(res["value"])
+            self.assert_refused(resp, 407, "revoked")
+            self.assertIs(c.sock, sock, "the refusals were meant to come on the same connection")
+        finally:
+            c.close()
+        # an expiry, on a connection that has used the lease before
+        c = http.client.HTTPConnection("127.0.0.1", self.h.port, timeout=10)
+        try:
+            resp, _ = get(short)
+            self.assertEqual(resp.status, 200, resp)
+            time.sleep(2.5)
+            resp, _ = get(short)
+            self.assert_refused(resp, 407, "expired")
+        finally:
+            c.close()
+
     def test_revoke_all(self):
         self.add_proxy(self.h, "ra")
         self.add_proxy(self.h, "rb")
