@@ -327,7 +327,9 @@ void serve(const util::Paths& home_paths)
         // On the proxy thread: an atomic and the clock only.
         return grant.store_generation == state.store->generation() && state.clock.now() < grant.expires_at;
       },
-      [&state](json line) { state.audit(std::move(line)); });
+      // On the proxy's threads: the Log is thread-safe, and a proxy line has
+      // no reply waiting on it, so it skips the daemon's thread.
+      [&log = state.log](json line) { log.append(server::audit_line(std::move(line))); });
     try {
       server->start();
       spdlog::info("proxy listening on {}", server->address());

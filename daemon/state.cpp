@@ -46,7 +46,7 @@ State::State(util::Paths paths_, const util::Clock& clock_, asio::io_context& io
 {
 }
 
-uint64_t State::audit(json fields, const Peer* peer)
+nlohmann::ordered_json audit_line(json fields, const Peer* peer)
 {
   nlohmann::ordered_json line;
   for (const char* key : {"action", "secret_name", "client_id", "lease_id", "details", "success"}) {
@@ -64,7 +64,12 @@ uint64_t State::audit(json fields, const Peer* peer)
   if (peer) {
     line["peer"] = {{"pid", peer->pid}, {"uid", peer->uid}};
   }
-  const uint64_t seq = log.append(std::move(line));
+  return line;
+}
+
+uint64_t State::audit(json fields, const Peer* peer)
+{
+  const uint64_t seq = log.append(audit_line(std::move(fields), peer));
   request_seq = std::max(request_seq, seq);
   return seq;
 }

@@ -36,6 +36,11 @@ struct Peer
 
 class Session;
 
+// An audit line's members in the log's order (audit/log.hpp): action,
+// secret_name, client_id, lease_id, details, success (default true), the
+// rest, peer. Pure: any thread.
+nlohmann::ordered_json audit_line(json fields, const Peer* peer = nullptr);
+
 struct Settings
 {
   util::Duration default_lease_ttl = std::chrono::hours{1};

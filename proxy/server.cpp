@@ -972,9 +972,8 @@ void Grant::set_spec(store::ProxySpec s)
 
 Server::Server(config::Proxy cfg, asio::io_context& daemon_io, Resolve resolve, Fresh fresh, Audit audit)
   : m_cfg(std::move(cfg)), m_daemon_io(daemon_io), m_resolve(std::move(resolve)), m_fresh(std::move(fresh)),
-    m_audit_queue(std::make_shared<AuditQueue>()), m_acceptor(m_io)
+    m_audit(std::move(audit)), m_acceptor(m_io)
 {
-  m_audit_queue->audit = std::move(audit);
 }
 
 Server::~Server()
@@ -1056,23 +1055,12 @@ void Server::stop()
 
 void Server::audit(json line)
 {
-  bool first = false;
-  {
-    std::lock_guard lock(m_audit_queue->mutex);
-    first = m_audit_queue->lines.empty();
-    m_audit_queue->lines.push_back(std::move(line));
-  }
-  if (first) {
-    asio::post(m_daemon_io, [queue = m_audit_queue] {
-      std::vector<json> lines;
-      {
-        std::lock_guard lock(queue->mutex);
-        lines.swap(queue->lines);
-      }
-      for (auto& l : lines) {
-        queue->audit(std::move(l));
-      }
-    });
+  try {
+    m_audit(std::move(line));
+  } catch (const std::exception&) {
+    // Only an internal error (a line without action) gets here: the log's
+    // I/O errors are its writer's, reported by the daemon.
+    ++m_errors;
   }
 }
 

@@ -5,8 +5,10 @@
 // - one proxy thread runs its own io_context: it accepts, reads request
 //   headers with Boost.Beast (asynchronously, so idle keep-alive connections
 //   and slow senders cost no worker), and writes refusals;
-// - the daemon's io thread answers `resolve` (placeholder -> lease -> secret)
-//   and `audit`, because only it may touch the store and the lease table;
+// - the daemon's io thread answers `resolve` (placeholder -> lease -> secret),
+//   because only it may touch the store and the lease table; a keep-alive
+//   connection's next request with the same placeholders skips it (below);
+// - audit lines go straight to the thread-safe audit::Log;
 // - a pool of `max_concurrent` workers runs the upstream transfers with
 //   libcurl, streaming the request body from and the response body to the
 //   agent's socket with blocking I/O in 100 ms slices. Past the bound,
@@ -83,9 +85,10 @@ class Connection;
 class Server
 {
 public:
-  // Both run on `daemon_io`'s thread. `resolve` gets the route (the first
-  // path segment) and every placeholder-shaped token of the request.
+  // Runs on `daemon_io`'s thread. Gets the route (the first path segment)
+  // and every placeholder-shaped token of the request.
   using Resolve = std::function<Resolution(const std::string& route, const std::vector<std::string>& placeholders)>;
+  // Runs on the proxy's threads (the proxy thread and the workers), at once.
   using Audit = std::function<void(nlohmann::json line)>;
   // Runs on the proxy thread: may read only what is safe from any thread.
   using Fresh = std::function<bool(const Grant&)>;
@@ -119,15 +122,7 @@ private:
   asio::io_context& m_daemon_io;
   Resolve m_resolve;
   Fresh m_fresh;
-  // Audit lines wait here for the daemon's thread, which takes them all at
-  // once: one wake-up per batch, not per request.
-  struct AuditQueue
-  {
-    Audit audit;
-    std::mutex mutex;
-    std::vector<nlohmann::json> lines;
-  };
-  std::shared_ptr<AuditQueue> m_audit_queue;
+  Audit m_audit;
   asio::io_context m_io;
   asio::ip::tcp::acceptor m_acceptor;
   std::unique_ptr<asio::thread_pool> m_workers;
