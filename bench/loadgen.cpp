@@ -16,6 +16,8 @@
 //   upstream     --port-file F [--port P]        a minimal HTTP/1.1 keep-alive server on
 //                                                127.0.0.1 (the proxy bench's upstream);
 //                                                on SIGTERM prints what it served
+//   relay        --port-file F --to PORT         copies bytes between each connection and
+//                                                its own to 127.0.0.1:PORT (the proxy floor)
 //   http         --target HOST:PORT --path P [--header 'K: V'] --clients C
 //                --seconds T [--warmup 0.2]      closed-loop GETs, one keep-alive
 //                                                connection per client
@@ -549,6 +551,7 @@ struct Peer
   std::string in;
   std::string out;
   bool close_after_write = false;
+  bool watching_out = false; // relay: EPOLLOUT is in its epoll events
 };
 
 // Answers every complete request in p.in; false when the request is one we cannot frame.
@@ -599,13 +602,41 @@ bool flush_peer(Peer& p)
   return true;
 }
 
-// A single-threaded epoll server: one thread costs the upstream a few
-// microseconds of CPU per request, so on a small machine it leaves the cores to
-// the client and the proxy being measured.
-json mode_upstream(const Args& a)
+// A loopback listener with its epoll set and a signalfd for SIGTERM/SIGINT,
+// its port published in --port-file.
+struct Listening
 {
+  util::UniqueFd listener;
+  util::UniqueFd sig;
+  util::UniqueFd ep;
+
+  void watch(int fd, uint32_t events, int op) const
+  {
+    epoll_event ev{};
+    ev.events = events;
+    ev.data.fd = fd;
+    if (::epoll_ctl(ep.get(), op, fd, &ev) != 0) {
+      fail("epoll_ctl");
+    }
+  }
+  // The next accepted connection, non-blocking with TCP_NODELAY; -1 when none is waiting.
+  int accept_one() const
+  {
+    const int c = ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (c >= 0) {
+      const int one = 1;
+      ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    return c;
+  }
+};
+
+Listening listen_loopback(const Args& a)
+{
+  Listening l;
   const std::string port_file = a.get("port-file");
-  util::UniqueFd listener(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  auto& listener = l.listener;
+  listener.reset(::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (!listener) {
     fail("socket");
   }
@@ -626,21 +657,13 @@ json mode_upstream(const Args& a)
   sigaddset(&mask, SIGTERM);
   sigaddset(&mask, SIGINT);
   ::sigprocmask(SIG_BLOCK, &mask, nullptr);
-  util::UniqueFd sig(::signalfd(-1, &mask, SFD_CLOEXEC));
-  util::UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
-  if (!sig || !ep) {
+  l.sig.reset(::signalfd(-1, &mask, SFD_CLOEXEC));
+  l.ep.reset(::epoll_create1(EPOLL_CLOEXEC));
+  if (!l.sig || !l.ep) {
     fail("signalfd/epoll");
   }
-  auto watch = [&](int fd, uint32_t events, int op) {
-    epoll_event ev{};
-    ev.events = events;
-    ev.data.fd = fd;
-    if (::epoll_ctl(ep.get(), op, fd, &ev) != 0) {
-      fail("epoll_ctl");
-    }
-  };
-  watch(listener.get(), EPOLLIN, EPOLL_CTL_ADD);
-  watch(sig.get(), EPOLLIN, EPOLL_CTL_ADD);
+  l.watch(listener.get(), EPOLLIN, EPOLL_CTL_ADD);
+  l.watch(l.sig.get(), EPOLLIN, EPOLL_CTL_ADD);
   // The port is published by rename, so a reader never sees half a number.
   const std::string tmp = port_file + ".tmp";
   util::UniqueFd pf(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
@@ -652,7 +675,17 @@ json mode_upstream(const Args& a)
   if (::rename(tmp.c_str(), port_file.c_str()) != 0) {
     fail("rename " + tmp);
   }
+  return l;
+}
 
+// A single-threaded epoll server: one thread costs the upstream a few
+// microseconds of CPU per request, so on a small machine it leaves the cores to
+// the client and the proxy being measured.
+json mode_upstream(const Args& a)
+{
+  const Listening l = listen_loopback(a);
+  const auto& ep = l.ep;
+  const auto watch = [&](int fd, uint32_t events, int op) { l.watch(fd, events, op); };
   std::unordered_map<int, Peer> peers;
   uint64_t served = 0;
   uint64_t accepted = 0;
@@ -667,16 +700,11 @@ json mode_upstream(const Args& a)
     }
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
-      if (fd == sig.get()) {
+      if (fd == l.sig.get()) {
         return {{"requests", served}, {"connections", accepted}};
       }
-      if (fd == listener.get()) {
-        for (;;) {
-          const int c = ::accept4(listener.get(), nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-          if (c < 0) {
-            break;
-          }
-          ::setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      if (fd == l.listener.get()) {
+        for (int c; (c = l.accept_one()) >= 0;) {
           peers[c].fd = util::UniqueFd(c);
           ++accepted;
           watch(c, EPOLLIN, EPOLL_CTL_ADD);
@@ -711,6 +739,84 @@ json mode_upstream(const Args& a)
       // Wait for writability only while a reply is stuck behind a full socket buffer.
       if (had_out || !p.out.empty()) {
         watch(fd, p.out.empty() ? EPOLLIN : EPOLLIN | EPOLLOUT, EPOLL_CTL_MOD);
+      }
+    }
+  }
+}
+
+// The floor under any proxy: copies bytes between each client connection and
+// its own connection to --to, one thread, no parsing, no credential, no audit.
+json mode_relay(const Args& a)
+{
+  const Listening l = listen_loopback(a);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  to.sin_port = htons(static_cast<uint16_t>(a.num("to")));
+  std::unordered_map<int, Peer> peers; // both ends of every pair
+  std::unordered_map<int, int> partner;
+  uint64_t accepted = 0;
+  epoll_event events[256];
+  for (;;) {
+    const int n = ::epoll_wait(l.ep.get(), events, 256, -1);
+    if (n < 0) {
+      if (errno == EINTR) {
+        continue;
+      }
+      fail("epoll_wait");
+    }
+    for (int i = 0; i < n; ++i) {
+      const int fd = events[i].data.fd;
+      if (fd == l.sig.get()) {
+        return {{"connections", accepted}};
+      }
+      if (fd == l.listener.get()) {
+        for (int c; (c = l.accept_one()) >= 0;) {
+          util::UniqueFd u(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+          if (!u || ::connect(u.get(), reinterpret_cast<const sockaddr*>(&to), sizeof(to)) != 0) {
+            fail("connect to --to");
+          }
+          const int one = 1;
+          ::setsockopt(u.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+          ::fcntl(u.get(), F_SETFL, O_NONBLOCK);
+          const int uf = u.get();
+          peers[c].fd = util::UniqueFd(c);
+          peers[uf].fd = std::move(u);
+          partner[c] = uf;
+          partner[uf] = c;
+          l.watch(c, EPOLLIN, EPOLL_CTL_ADD);
+          l.watch(uf, EPOLLIN, EPOLL_CTL_ADD);
+          ++accepted;
+        }
+        continue;
+      }
+      if (!peers.contains(fd)) {
+        continue; // closed earlier in this batch with its partner
+      }
+      const int other = partner.at(fd);
+      Peer& q = peers.at(other);
+      bool alive = true;
+      if (events[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+        char chunk[16384];
+        const ssize_t got = ::recv(fd, chunk, sizeof(chunk), 0);
+        if (got > 0) {
+          q.out.append(chunk, static_cast<size_t>(got));
+        } else {
+          alive = got < 0 && (errno == EAGAIN || errno == EINTR);
+        }
+      }
+      alive = alive && flush_peer(q) && flush_peer(peers.at(fd));
+      if (!alive) {
+        peers.erase(fd);
+        peers.erase(other);
+        partner.erase(fd);
+        partner.erase(other);
+        continue;
+      }
+      // Writability matters only while bytes are stuck behind a full buffer.
+      if (q.watching_out != !q.out.empty()) {
+        q.watching_out = !q.out.empty();
+        l.watch(other, q.watching_out ? EPOLLIN | EPOLLOUT : EPOLLIN, EPOLL_CTL_MOD);
       }
     }
   }
@@ -949,7 +1055,8 @@ int main(int argc, char** argv)
   const std::map<std::string, json (*)(const Args&)> modes = {
     {"floor-rtt", mode_floor_rtt}, {"floor-fsync", mode_floor_fsync}, {"lease", mode_lease},
     {"fill", mode_fill},           {"call", mode_call},               {"spawn", mode_spawn},
-    {"start", mode_start},         {"upstream", mode_upstream},       {"http", mode_http}};
+    {"start", mode_start},         {"upstream", mode_upstream},       {"http", mode_http},
+    {"relay", mode_relay}};
   const auto it = modes.find(mode);
   if (it == modes.end()) {
     std::fprintf(stderr, "bench_loadgen: unknown mode %s\n", mode.c_str());

@@ -9,8 +9,10 @@ given as a ratio to a floor measured in the same run:
   exec   wall time of a C++ hello-world process (p50 of 200)
 Throughput is given as leases per fsync floor (per_second * fsync_s).
 
-The proxy suite has its own floor: the same requests sent straight to the
-same local upstream ('direct'), interleaved run by run with the proxied ones.
+The proxy suite has its own floors: the same requests sent straight to the
+same local upstream ('direct'), and through a bare relay ('relay': one epoll
+thread copying bytes, no parsing, no credential, no audit, the least any
+proxy must do), interleaved run by run with the proxied ones.
 
 usage: bench/run.py [--build DIR] [--tmp DIR] [--seconds S] [--runs N] [--only SUITE,...]
 """
@@ -309,16 +311,17 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
-def start_upstream(tmp):
-    port_file = os.path.join(tmp, "upstream.port")
-    log_path = os.path.join(tmp, "upstream.log")
+def start_upstream(tmp, mode="upstream", *args):
+    port_file = os.path.join(tmp, mode + ".port")
+    log_path = os.path.join(tmp, mode + ".log")
     with open(log_path, "wb") as err:
-        p = subprocess.Popen([LOADGEN, "upstream", "--port-file", port_file], stdout=subprocess.PIPE, stderr=err)
+        p = subprocess.Popen([LOADGEN, mode, "--port-file", port_file] + [str(a) for a in args],
+                             stdout=subprocess.PIPE, stderr=err)
     deadline = time.monotonic() + 10
     while not os.path.exists(port_file):
         if p.poll() is not None or time.monotonic() > deadline:
             p.kill()
-            raise SystemExit("bench: the upstream did not start; see %s" % log_path)
+            raise SystemExit("bench: the %s did not start; see %s" % (mode, log_path))
         time.sleep(0.01)
     with open(port_file) as f:
         return p, int(f.read())
@@ -334,9 +337,14 @@ def suite_proxy():
     """Proxy overhead: the same GET to the same local upstream, straight and through
     the daemon's proxy with a placeholder to swap for the credential."""
     tmp = tempfile.mkdtemp(prefix="as-bench-proxy-")
+    upstream = relay = None
     try:
         upstream, up_port = start_upstream(tmp)
+        relay, relay_port = start_upstream(tmp, "relay", "--to", up_port)
     except BaseException:
+        for p in (upstream, relay):
+            if p:
+                p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     home = harness.Home()
@@ -357,11 +365,12 @@ def suite_proxy():
         floor_fsync("proxy.floor.fsync", "proxy: fdatasync floor, measured just before, p50")
         fsync_floor = ("fsync", figures["proxy.floor.fsync"]["median"])
         for clients in PROXY_CLIENTS:
-            got = {"direct": ([], [], []), "proxied": ([], [], [])}
+            got = {"direct": ([], [], []), "relay": ([], [], []), "proxied": ([], [], [])}
             cpu = []
             for _ in range(opts.runs):
                 # Interleaved, so drift in the machine's load hits both sides alike.
                 for way, target, path in (("direct", direct_target, "/v1/bench?q=1"),
+                                          ("relay", "127.0.0.1:%d" % relay_port, "/v1/bench?q=1"),
                                           ("proxied", proxy, "/bench/v1/bench?q=1")):
                     before = cpu_ticks(pid)
                     r = loadgen("http", "--target", target, "--path", path, "--header", header,
@@ -382,6 +391,9 @@ def suite_proxy():
             d = {"rate": figure(key + ".direct.rate", what + ", direct: requests/s", "1/s", d_rates)["median"],
                  "p50": figure(key + ".direct.p50", what + ", direct: p50", "us", d_p50s)["median"],
                  "p99": figure(key + ".direct.p99", what + ", direct: p99", "us", d_p99s)["median"]}
+            r_rate = figure(key + ".relay.rate", what + ", bare relay: requests/s", "1/s", got["relay"][0],
+                            ("direct", d["rate"]))["median"]
+            figure(key + ".relay.p50", what + ", bare relay: p50", "us", got["relay"][1], ("direct", d["p50"]))
             tgt = {}
             if clients == 16:
                 tgt = {"target": ">= 50% of direct", "met": lambda v, floor=d["rate"]: v >= 0.5 * floor}
@@ -398,12 +410,15 @@ def suite_proxy():
                    [p - q for p, q in zip(p_p99s, d_p99s)])
             # Where the time goes: the daemon's own CPU (all threads, user + system) per proxied request.
             figure(key + ".daemon_cpu", what + ": daemon CPU per proxied request", "us", cpu)
-            log("%s: direct %.0f/s p50 %.0fus p99 %.0fus; proxied %.0f/s p50 %.0fus p99 %.0fus; daemon CPU %.0fus/req"
-                % (what, d["rate"], d["p50"], d["p99"], statistics.median(p_rates), statistics.median(p_p50s),
+            log("%s: direct %.0f/s p50 %.0fus p99 %.0fus; relay %.0f/s; proxied %.0f/s (%.0f%% of relay) p50 %.0fus "
+                "p99 %.0fus; daemon CPU %.0fus/req"
+                % (what, d["rate"], d["p50"], d["p99"], r_rate, statistics.median(p_rates),
+                   100 * statistics.median(p_rates) / r_rate, statistics.median(p_p50s),
                    statistics.median(p_p99s), statistics.median(cpu)))
         home.stop()
     finally:
         home.cleanup()
+        stop_upstream(relay)
         served = stop_upstream(upstream)
         if served:
             log("upstream served %d requests on %d connections" % (served["requests"], served["connections"]))
@@ -482,7 +497,8 @@ def main():
     print("floors: 'fsync' = fdatasync of a 200-byte append; 'exec' = C++ hello-world process;"
           " a rate's 'x fsync' = leases per fsync floor")
     if "proxy" in only:
-        print("proxy: 'direct' = the same GETs straight to the same local upstream; 'x direct' = proxied / direct")
+        print("proxy: 'direct' = the same GETs straight to the same local upstream; 'x direct' = proxied / direct;"
+              " 'bare relay' = through a byte-copying relay (one epoll thread), the floor under any proxy")
     print(table())
     print("wrote %s in %.0fs" % (os.path.relpath(opts.out), report["elapsed_s"]))
 
