@@ -619,6 +619,19 @@ struct Listening
       fail("epoll_ctl");
     }
   }
+  // Ready events, at least one; EINTR is retried.
+  int wait(epoll_event* events, int max) const
+  {
+    for (;;) {
+      const int n = ::epoll_wait(ep.get(), events, max, -1);
+      if (n >= 0) {
+        return n;
+      }
+      if (errno != EINTR) {
+        fail("epoll_wait");
+      }
+    }
+  }
   // The next accepted connection, non-blocking with TCP_NODELAY; -1 when none is waiting.
   int accept_one() const
   {
@@ -684,20 +697,13 @@ Listening listen_loopback(const Args& a)
 json mode_upstream(const Args& a)
 {
   const Listening l = listen_loopback(a);
-  const auto& ep = l.ep;
   const auto watch = [&](int fd, uint32_t events, int op) { l.watch(fd, events, op); };
   std::unordered_map<int, Peer> peers;
   uint64_t served = 0;
   uint64_t accepted = 0;
   epoll_event events[256];
   for (;;) {
-    const int n = ::epoll_wait(ep.get(), events, 256, -1);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      fail("epoll_wait");
-    }
+    const int n = l.wait(events, 256);
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
       if (fd == l.sig.get()) {
@@ -758,13 +764,7 @@ json mode_relay(const Args& a)
   uint64_t accepted = 0;
   epoll_event events[256];
   for (;;) {
-    const int n = ::epoll_wait(l.ep.get(), events, 256, -1);
-    if (n < 0) {
-      if (errno == EINTR) {
-        continue;
-      }
-      fail("epoll_wait");
-    }
+    const int n = l.wait(events, 256);
     for (int i = 0; i < n; ++i) {
       const int fd = events[i].data.fd;
       if (fd == l.sig.get()) {
