@@ -74,23 +74,6 @@ bool is_hop_by_hop(std::string_view name)
   return std::any_of(k_names.begin(), k_names.end(), [&](std::string_view n) { return iequals(n, name); });
 }
 
-std::string percent_encode(std::string_view text)
-{
-  static constexpr char k_hex[] = "0123456789ABCDEF";
-  std::string out;
-  out.reserve(text.size() * 3);
-  for (const unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += k_hex[c >> 4];
-      out += k_hex[c & 15];
-    }
-  }
-  return out;
-}
-
 std::string drop_query_params_containing(std::string_view query, std::string_view needle)
 {
   return filter_query(query, [&](std::string_view param) { return param.find(needle) == std::string_view::npos; });

@@ -22,9 +22,6 @@ std::vector<std::string> find_placeholders(std::string_view text);
 // plus the framing headers it recomputes. Case-insensitive.
 bool is_hop_by_hop(std::string_view name);
 
-// RFC 3986 unreserved characters stay, everything else is %XX.
-std::string percent_encode(std::string_view text);
-
 // The query without the parameters whose text contains `needle`.
 std::string drop_query_params_containing(std::string_view query, std::string_view needle);
 // The query without the parameter `name` (as written, not decoded).

@@ -4,6 +4,7 @@
 #include "proxy/rewrite.hpp"
 #include "proxy/spec.hpp"
 #include "store/age/primitives.hpp"
+#include "util/encoding.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
 
@@ -337,7 +338,7 @@ std::string Transfer::upstream_url() const
   std::string query = drop_query_params_containing(m_c.m_route.query, k_placeholder_prefix);
   if (m_injection.kind == Injection::Kind::query) {
     query = drop_query_param(query, m_injection.name);
-    std::string param = m_injection.name + "=" + percent_encode(m_grant->value.view());
+    std::string param = m_injection.name + "=" + util::percent_encode(m_grant->value.view());
     query = query.empty() ? std::move(param) : query + "&" + param;
   }
   return m_grant->spec.base_url + m_c.m_route.rest + (query.empty() ? "" : "?" + query);
