@@ -201,7 +201,11 @@ Outcome do_env(const EnvOptions& o)
       {{"lease_id", t.lease_id}, {"secret_name", t.secret_name}, {"env_var", t.env_var}, {"expires_at", t.expires_at}});
   }
   try {
-    call("secrets.registerFile", {{"path", path}, {"lease_ids", ids}});
+    // The daemon deletes it later by walking the path without following any
+    // link (rpc::delete_env_file), so it gets the path with links resolved.
+    std::error_code canonical_ec;
+    const auto real = fs::canonical(path, canonical_ec);
+    call("secrets.registerFile", {{"path", canonical_ec ? path : real.string()}, {"lease_ids", ids}});
   } catch (...) {
     // A file the daemon would not delete must not outlive this command.
     ::unlink(path.c_str());

@@ -56,9 +56,15 @@ void setup_logging(const util::Paths& paths)
 // existence, says whether a daemon runs.
 util::UniqueFd lock_pid_file(const util::Paths& paths)
 {
-  util::UniqueFd fd(::open(paths.pid.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  // O_NOFOLLOW: a symlink planted at daemon.pid must not make us truncate its target.
+  util::UniqueFd fd(::open(paths.pid.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (!fd) {
     util::throw_errno("failed to open " + paths.pid);
+  }
+  struct stat st{};
+  if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != ::geteuid()) {
+    throw util::Error(util::Errc::io, "refusing to start: " + paths.pid + " is not a regular file of ours",
+                      "rm " + paths.pid);
   }
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     std::string pid = util::read_file_if_exists(paths.pid).value_or("");
@@ -95,18 +101,30 @@ void remove_stale_temp_files(const util::Paths& paths)
   }
 }
 
+// Removes the socket file at `path` only if it is one: a regular file (or
+// anything else) at a configured socket_path is never deleted.
+bool unlink_socket_file(const std::string& path)
+{
+  struct stat st{};
+  return ::lstat(path.c_str(), &st) == 0 && S_ISSOCK(st.st_mode) && ::unlink(path.c_str()) == 0;
+}
+
 // Binds the socket, replacing a stale one but never stealing a live one.
 asio::local::stream_protocol::acceptor bind_socket(asio::io_context& io, const std::string& path)
 {
   using asio::local::stream_protocol;
-  if (::access(path.c_str(), F_OK) == 0) {
+  if (struct stat st{}; ::lstat(path.c_str(), &st) == 0) {
+    if (!S_ISSOCK(st.st_mode)) {
+      throw util::Error(util::Errc::io, "refusing to start: " + path + " exists and is not a socket",
+                        "move it away, or set another socket_path in config.json");
+    }
     stream_protocol::socket probe(io);
     boost::system::error_code ec;
     probe.connect(stream_protocol::endpoint(path), ec);
     if (!ec) {
       throw util::Error(util::Errc::store_locked, "another daemon is listening on " + path, "secrets status");
     }
-    ::unlink(path.c_str()); // stale: its daemon is gone
+    unlink_socket_file(path); // stale: its daemon is gone
   }
   stream_protocol::acceptor acceptor(io);
   acceptor.open(stream_protocol());
@@ -223,6 +241,9 @@ void serve(const util::Paths& home_paths)
   if (::access(home_paths.home.c_str(), F_OK) != 0) {
     throw util::Error(util::Errc::io, "no store at " + home_paths.home, "secrets init");
   }
+  // Ownership, modes and symlinks first: nothing in the home is read, opened
+  // or created before (config.json, daemon.pid and daemon.log included).
+  util::check_home(home_paths);
   // A bad config.json stops us here, naming the key (the Go daemon ignored it).
   const config::Config cfg = config::load(home_paths);
   util::Paths paths = home_paths;
@@ -360,7 +381,7 @@ void serve(const util::Paths& home_paths)
       boost::system::error_code ignored;
       acceptor.close(ignored);
       if (activated_fd < 0) {
-        ::unlink(paths.socket.c_str());
+        unlink_socket_file(paths.socket);
       }
       try {
         state.write_snapshot();

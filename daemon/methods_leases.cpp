@@ -249,7 +249,7 @@ json remove_env_file(State& s, const Request& r)
   } else if (dry_run) {
     out["reason"] = "dry run";
   } else {
-    const std::string details = State::delete_env_file(path);
+    const std::string details = rpc::delete_env_file(path);
     if (s.files.erase(path) != 0) {
       s.mark_dirty();
     }

@@ -36,16 +36,9 @@ json parse_unique_keys(const std::string& line, std::string& duplicate)
 } // namespace
 
 Session::Session(asio::local::stream_protocol::socket socket, State& state, const MethodTable& methods)
-  : m_socket(std::move(socket)), m_state(state), m_methods(methods), m_buffer(rpc::k_max_line + 1),
-    m_idle_timer(state.io)
+  : m_socket(std::move(socket)), m_state(state), m_methods(methods), m_check(check_peer(m_socket.native_handle())),
+    m_buffer(rpc::k_max_line + 1), m_idle_timer(state.io)
 {
-  ucred cred{};
-  socklen_t len = sizeof(cred);
-  if (::getsockopt(m_socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-    m_peer.pid = cred.pid;
-    m_peer.uid = cred.uid;
-    m_peer_allowed = cred.uid == ::geteuid();
-  }
 }
 
 void Session::start()
@@ -89,9 +82,17 @@ void Session::read_next()
                       0, true);
         return;
       }
+      if (ec == asio::error::eof) {
+        // The client half-closed after sending (`nc -N`, a pipe into socat):
+        // every complete line before EOF still gets its reply, then we close.
+        spdlog::debug("connection half-closed by the client");
+        self->m_close_after_flush = true;
+        self->flush();
+        return;
+      }
       if (ec) {
         spdlog::debug("connection closed: {}", ec.message());
-        self->close(); // EOF or reset: the client went away
+        self->close(); // reset: the client went away
         return;
       }
       std::string line(asio::buffers_begin(self->m_buffer.data()),
@@ -151,7 +152,7 @@ void Session::on_line(std::string line)
     reply = rpc::make_error(request.is_object() && request.contains("id") ? request["id"] : json(nullptr),
                             rpc::code::internal, "internal error");
   }
-  const bool close_after = !m_peer_allowed;
+  const bool close_after = !m_check.allowed;
   if (reply.is_null()) {
     return; // an async method holds its place in m_queue
   }
@@ -179,14 +180,18 @@ json Session::dispatch(const json& request)
   if (const auto v = request.find("jsonrpc"); v != request.end() && *v != "2.0") {
     return rpc::make_error(id, rpc::code::invalid_request, "invalid request: jsonrpc must be \"2.0\"");
   }
-  if (!m_peer_allowed) {
+  if (!m_check.allowed) {
     // Deny by default, before dispatch (watchman's peerIsOwner).
     m_state.audit({{"action", "denied"},
-                   {"details", "peer uid " + std::to_string(m_peer.uid) + " is not the daemon's uid; method " + name},
-                   {"success", false}},
+                   {"details", m_check.details + "; method " + name.substr(0, 64)},
+                   {"success", false},
+                   {"reason", m_check.reason}},
                   &m_peer);
-    spdlog::warn("refused {} from pid {} uid {}", name, m_peer.pid, m_peer.uid);
-    return rpc::make_error(id, rpc::code::unauthorized, "unauthorized: the daemon serves only its own user");
+    spdlog::warn("refused {} from pid {} uid {}: {}", name.substr(0, 64), m_peer.pid, m_peer.uid, m_check.details);
+    return rpc::make_error(id, rpc::code::unauthorized,
+                           m_check.reason == "namespace"
+                             ? "unauthorized: the daemon serves only processes in its own user namespace"
+                             : "unauthorized: the daemon serves only its own user");
   }
   const auto method = m_methods.find(name);
   if (method == m_methods.end()) {

@@ -45,8 +45,8 @@ private:
   asio::local::stream_protocol::socket m_socket;
   State& m_state;
   const MethodTable& m_methods;
-  Peer m_peer;
-  bool m_peer_allowed = false;
+  PeerCheck m_check; // decided once, on accept
+  const Peer& m_peer = m_check.peer;
   asio::streambuf m_buffer;
   asio::steady_timer m_idle_timer;
   std::deque<Outgoing> m_queue;

@@ -182,29 +182,13 @@ bool State::remove_file_if_done(const std::string& path, const Peer* peer)
   }
   files.erase(it);
   mark_dirty();
-  const std::string details = delete_env_file(path);
+  const std::string details = rpc::delete_env_file(path);
   audit({{"action", "env_file_removed"},
          {"details", path + ": " + details},
          {"success", details.starts_with("deleted")},
          {"path", path}},
         peer);
   return true;
-}
-
-std::string State::delete_env_file(const std::string& path)
-{
-  struct stat st{};
-  if (::lstat(path.c_str(), &st) != 0) {
-    return "already gone";
-  }
-  // Only a regular file of ours that starts with the header of `secrets env`.
-  if (!rpc::env_file_leases(path)) {
-    return "left alone: not written by secrets env";
-  }
-  if (::unlink(path.c_str()) != 0) {
-    return std::string("failed to delete: ") + std::strerror(errno);
-  }
-  return "deleted: its leases ended";
 }
 
 void State::watch(const std::string& lease_id, const std::shared_ptr<Session>& session)

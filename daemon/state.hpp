@@ -4,6 +4,7 @@
 // thread-safe and fsyncs on its own writer thread.
 
 #include "audit/log.hpp"
+#include "daemon/peer.hpp"
 #include "util/error.hpp"
 #include "lease/table.hpp"
 #include "proxy/server.hpp"
@@ -27,12 +28,6 @@
 namespace server {
 
 using nlohmann::json;
-
-struct Peer
-{
-  pid_t pid = 0;
-  uid_t uid = 0;
-};
 
 class Session;
 
@@ -94,8 +89,6 @@ public:
   void watch(const std::string& lease_id, const std::shared_ptr<Session>& session);
   // Deletes a registered env file once none of its leases is live; returns whether it did.
   bool remove_file_if_done(const std::string& path, const Peer* peer);
-  // Unlinks `path` if it is an env file `secrets env` wrote; says what it did, for the audit.
-  static std::string delete_env_file(const std::string& path);
   // A session with replies waiting for their audit lines; on_durable (io
   // thread) releases them.
   void wait_for_durable(const std::shared_ptr<Session>& session);

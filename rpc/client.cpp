@@ -31,6 +31,21 @@ Client::Client(const std::string& socket_path) : m_socket_path(socket_path)
                       "failed to connect to the daemon at " + socket_path + ": " + std::strerror(err),
                       "secrets status");
   }
+  // Before anything is sent (an add carries a value): the daemon must be our
+  // own uid, or root. Another user could have put a listener where a
+  // socket_path or AGENT_SECRETS_SOCKET points (a shared /tmp, a stale config).
+  ucred cred{};
+  socklen_t len = sizeof(cred);
+  if (::getsockopt(m_fd.get(), SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) {
+    util::throw_errno("failed to read the credentials of the daemon at " + socket_path);
+  }
+  if (cred.uid != ::geteuid() && cred.uid != 0) {
+    m_fd.reset();
+    throw util::Error(util::Errc::unauthorized,
+                      "refusing to talk to " + socket_path + ": it is served by uid " + std::to_string(cred.uid)
+                        + ", not by us (uid " + std::to_string(::geteuid()) + ") or root",
+                      "check socket_path in config.json and AGENT_SECRETS_SOCKET, then: secrets serve &");
+  }
 }
 
 void Client::send(const std::string& method, const json& params)

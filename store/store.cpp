@@ -43,25 +43,6 @@ struct WipeOnExit
   ~WipeOnExit() { wipe(s); }
 };
 
-void check_permissions(const util::Paths& paths)
-{
-  if (auto problem = util::permission_problem(paths.home, true)) {
-    throw Error(Errc::io, "refusing to start: " + *problem, "chmod 700 " + paths.home);
-  }
-  for (const auto* file : {&paths.identity, &paths.secrets, &paths.leases, &paths.audit, &paths.config}) {
-    // A symlink would send our reads, and our writes' renames, somewhere we did not choose.
-    struct stat st{};
-    if (::lstat(file->c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
-      throw Error(Errc::io, "refusing to start: " + *file + " is a symbolic link",
-                  "replace it with the file it points to: cp --remove-destination \"$(readlink -f " + *file + ")\" "
-                    + *file);
-    }
-    if (auto problem = util::permission_problem(*file, false)) {
-      throw Error(Errc::io, "refusing to start: " + *problem, "chmod 600 " + *file);
-    }
-  }
-}
-
 util::TimePoint parse_time(const json& j, const std::string& field, const std::string& name)
 {
   const auto it = j.find(field);
@@ -165,7 +146,7 @@ std::string Store::init(const util::Paths& paths, const util::Clock& clock)
 
 std::unique_ptr<Store> Store::open(const util::Paths& paths, const util::Clock& clock)
 {
-  check_permissions(paths);
+  util::check_home(paths);
   const auto identity_text = util::read_file_if_exists(paths.identity);
   if (!identity_text) {
     throw Error(Errc::decryption, "no identity at " + paths.identity, "secrets init");

@@ -37,6 +37,23 @@ std::string base64_core(std::string_view value, size_t align, bool url_safe)
   return first < last ? all.substr(first, last - first) : std::string();
 }
 
+// application/x-www-form-urlencoded: percent-encoding with space as '+'.
+std::string form_encode(std::string_view value)
+{
+  std::string out;
+  for (const unsigned char c : value) {
+    if (c == ' ') {
+      out += '+';
+    } else if (is_unreserved(c)) {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      append_hex_byte(out, c, true);
+    }
+  }
+  return out;
+}
+
 std::string json_short_escapes(std::string_view value)
 {
   std::string out;
@@ -150,11 +167,7 @@ std::vector<EncodedForm> encoded_forms(std::string_view value)
   }
   add("percent", percent_encode(value, true));
   add("percent", percent_encode(value, false));
-  std::string form_encoded = percent_encode(value, true);
-  for (size_t at = 0; (at = form_encoded.find("%20", at)) != std::string::npos;) {
-    form_encoded.replace(at, 3, "+");
-  }
-  add("percent", std::move(form_encoded));
+  add("percent", form_encode(value));
   for (size_t align = 0; align < 3; ++align) {
     add("base64", base64_core(value, align, false));
     add("base64url", base64_core(value, align, true));

@@ -1,6 +1,9 @@
 #include "util/paths.hpp"
 
 #include "util/error.hpp"
+#include "util/file.hpp"
+
+#include <sys/stat.h>
 
 #include <pwd.h>
 #include <unistd.h>
@@ -48,6 +51,26 @@ Paths default_paths()
     p.socket = sock;
   }
   return p;
+}
+
+void check_home(const Paths& paths)
+{
+  if (auto problem = permission_problem(paths.home, true)) {
+    throw Error(Errc::io, "refusing to start: " + *problem, "chmod 700 " + paths.home);
+  }
+  for (const auto* file : {&paths.identity, &paths.secrets, &paths.leases, &paths.audit, &paths.config, &paths.pid,
+                           &paths.log}) {
+    // A symlink would send our reads, and our writes' renames, somewhere we did not choose.
+    struct stat st{};
+    if (::lstat(file->c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {
+      throw Error(Errc::io, "refusing to start: " + *file + " is a symbolic link",
+                  "replace it with the file it points to: cp --remove-destination \"$(readlink -f " + *file + ")\" "
+                    + *file);
+    }
+    if (auto problem = permission_problem(*file, false)) {
+      throw Error(Errc::io, "refusing to start: " + *problem, "chmod 600 " + *file);
+    }
+  }
 }
 
 } // namespace util

@@ -23,4 +23,12 @@ Paths paths_for(const std::string& home);
 // Reads AGENT_SECRETS_HOME, HOME and AGENT_SECRETS_SOCKET.
 Paths default_paths();
 
+// Refuses (util::Error, Errc::io, with the chmod/chown/cp that fixes it) a
+// home that is not ours or is group/other-accessible, and any of its files
+// that is a symbolic link, not ours, or group/other-accessible. Absent files
+// are fine. The daemon runs this before it opens, creates or truncates
+// anything in the home (daemon.pid and daemon.log included): a planted
+// symlink would send those writes to a file of the attacker's choosing.
+void check_home(const Paths& paths);
+
 } // namespace util
