@@ -54,6 +54,9 @@ public:
       m_inject_body.emplace(m_grant->placeholder, std::string(m_grant->value.view()));
     }
   }
+  ~Transfer() { util::wipe(m_decoded); } // decoded, not yet scrubbed
+  Transfer(const Transfer&) = delete;
+  Transfer& operator=(const Transfer&) = delete;
 
   // Returns whether the connection may carry another request.
   bool run();
