@@ -314,9 +314,10 @@ bool Transfer::send_head()
     std::string content_encoding;
     std::string transfer_encoding;
     for (const auto& [name, value] : m_headers) {
-      std::string& list = iequals(name, "content-encoding") ? content_encoding : transfer_encoding;
-      if (iequals(name, "content-encoding") || iequals(name, "transfer-encoding")) {
-        list += (list.empty() ? "" : ",") + value;
+      if (iequals(name, "content-encoding")) {
+        content_encoding += (content_encoding.empty() ? "" : ",") + value;
+      } else if (iequals(name, "transfer-encoding")) {
+        transfer_encoding += (transfer_encoding.empty() ? "" : ",") + value;
       }
     }
     // We asked for identity. A compressed body would hide the value from

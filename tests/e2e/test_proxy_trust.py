@@ -30,14 +30,14 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import harness  # noqa: E402
 from harness import wait_until  # noqa: E402
-from upstream import FORMS, Upstream, encode_form, free_port  # noqa: E402
-from test_proxy import VALUE, ProxyTestCase, Resp, bearer, raw_exchange, read_response, request  # noqa: E402
+from upstream import FORMS, free_port  # noqa: E402
+from test_proxy import VALUE, ProxyTestCase, bearer, raw_exchange, request  # noqa: E402
 
 NOBODY = harness.nobody_prefix()
 
-# Runs as nobody: sends argv[3] (raw HTTP, \r\n-escaped JSON string) to the proxy on
-# port argv[1] after shutting nothing; reads every response until the proxy closes
-# (or argv[2] seconds pass). Prints {"responses": [[status, body], ...], "error": ...}.
+# Runs as nobody: sends stdin (raw HTTP bytes as a JSON string) to the proxy on port
+# argv[1], then reads until the proxy closes (argv[2]: the socket timeout) and
+# prints {"responses": [[status, body], ...], "error": ...}.
 CLIENT = r"""
 import json, socket, sys
 port, timeout, data = int(sys.argv[1]), float(sys.argv[2]), json.loads(sys.stdin.read()).encode("latin-1")
@@ -214,6 +214,17 @@ class Unauthenticated(TrustCase):
             self.assertTrue(line["path"].endswith("..."), line)
         self.assertEqual(lines[1].get("details"), "out_of_scope", lines)
         self.assertEqual(lines[1].get("lease_id"), res["lease_id"], lines)
+
+
+class Restart(TrustCase):
+    def test_a_placeholder_still_works_after_a_restart(self):
+        # Restored placeholders belong to the daemon's uid (the only one that can lease).
+        h = self.proxy_home()
+        self.add_proxy(h, "api")
+        ph = self.ph(h, "api")
+        h.restart()
+        port = int(h.status()["proxy"]["listen"].rpartition(":")[2])
+        self.assertEqual(request(port, "GET", "/api/echo", bearer(ph)).status, 200)
 
 
 class PortTaken(TrustCase):
