@@ -96,6 +96,19 @@ std::string read_value(const std::string& name)
   return std::move(*all);
 }
 
+// A result's `warnings` (the daemon's proxy did not start, ...) go to
+// stderr as well, where a user sees them even when stdout is captured.
+void print_warnings(const json& result)
+{
+  if (const auto it = result.find("warnings"); it != result.end() && it->is_array()) {
+    for (const auto& w : *it) {
+      if (w.is_string()) {
+        std::fprintf(stderr, "secrets: warning: %s\n", w.get_ref<const std::string&>().c_str());
+      }
+    }
+  }
+}
+
 void write_raw(const std::string& value)
 {
   util::write_all(STDOUT_FILENO, value, "the value to stdout");
@@ -128,12 +141,13 @@ struct Options
   bool verify = false;
   bool reset = false;
   bool warnings_only = false;
+  bool require_proxy = false;
   int tail = 0;
 };
 
 const std::vector<std::pair<std::string, std::string>> k_commands = {
   {"init", "create the age identity and the encrypted store (~/.agent-secrets)"},
-  {"serve", "run the daemon in the foreground"},
+  {"serve [--require-proxy]", "run the daemon in the foreground"},
   {"add NAME [--rotate-via CMD] [--force]", "store a secret; the value is read from stdin"},
   {"list", "list secrets (names and dates, never values)"},
   {"lease NAME [--ttl D] [--client-id ID] [--bind parent|self|none|PID] [--json]",
@@ -241,6 +255,7 @@ Outcome do_lease(const Options& o)
   // Bound by default when captured ($(secrets lease x)): the lease ends with the shell that asked.
   add_binding(params, !o.bind.empty() ? o.bind : ::isatty(STDOUT_FILENO) ? "none" : "parent");
   json result = call("secrets.lease", params);
+  print_warnings(result);
   auto& value = result["value"].get_ref<std::string&>();
   if (!o.json_out) {
     write_raw(value);
@@ -335,9 +350,11 @@ int run(int argc, char** argv)
   init->callback([&] { action = do_init; });
 
   auto* serve = app.add_subcommand("serve", "run the daemon in the foreground");
+  serve->add_flag("--require-proxy", o.require_proxy,
+                  "exit with an error if the proxy cannot start, rather than serve without it");
   serve->callback([&] {
-    action = [] {
-      server::serve(util::default_paths());
+    action = [&] {
+      server::serve(util::default_paths(), server::ServeOptions{o.require_proxy});
       return Outcome{nullptr};
     };
   });
@@ -444,7 +461,9 @@ int run(int argc, char** argv)
       if (o.reset) {
         call("secrets.resetKillswitch");
       }
-      return Outcome{success_envelope("secrets status", call("secrets.status"),
+      json result = call("secrets.status");
+      print_warnings(result);
+      return Outcome{success_envelope("secrets status", result,
                                       {{"secrets list", "list secrets"}, {"secrets health", "check secret hygiene"}})};
     };
   });

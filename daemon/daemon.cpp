@@ -232,7 +232,7 @@ void snapshot_loop(asio::steady_timer& timer, State& state)
 
 } // namespace
 
-void serve(const util::Paths& home_paths)
+void serve(const util::Paths& home_paths, const ServeOptions& options)
 {
   harden_process();
   if (sodium_init() < 0) {
@@ -338,28 +338,18 @@ void serve(const util::Paths& home_paths)
     state.heartbeat_reset = [hb = heartbeat.get()] { hb->reset(); };
   }
 
-  if (cfg.proxy.listen != "off") {
-    auto server = std::make_unique<proxy::Server>(
-      cfg.proxy, io,
-      [&state](const std::string& route, const std::vector<std::string>& placeholders) {
-        return state.resolve_proxy(route, placeholders);
-      },
-      [&state](const proxy::Grant& grant) {
-        // On the proxy thread: an atomic and the clock only.
-        return grant.store_generation == state.store->generation() && state.clock.now() < grant.expires_at;
-      },
-      // On the proxy's threads: the Log is thread-safe, and a proxy line has
-      // no reply waiting on it, so it skips the daemon's thread.
-      [&log = state.log](json line) { log.append(server::audit_line(std::move(line))); });
-    try {
-      server->start();
-      spdlog::info("proxy listening on {}", server->address());
-      state.proxy_server = std::move(server);
-    } catch (const util::Error& e) {
-      // Leases of ordinary secrets go on; proxy-only ones are refused, naming this.
-      spdlog::warn("{}", e.what());
-      state.proxy_error = e.what();
+  state.start_proxy(cfg.proxy);
+  if (options.require_proxy && !state.proxy_server) {
+    // No daemon at all rather than one without its proxy.
+    const std::string why = state.proxy_error.empty() ? "proxy.listen is \"off\"" : state.proxy_error;
+    state.audit({{"action", "daemon_stop"}, {"details", "--require-proxy: " + why}, {"success", false}});
+    log.wait_durable(log.last_seq());
+    if (activated_fd < 0) {
+      ::unlink(paths.socket.c_str());
     }
+    ::unlink(paths.pid.c_str());
+    throw util::Error(util::Errc::io, "secrets serve --require-proxy: " + why,
+                      state.proxy_error_fix.empty() ? "set proxy.listen in config.json" : state.proxy_error_fix);
   }
 
   accept_loop(acceptor, state, methods);

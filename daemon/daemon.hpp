@@ -9,6 +9,12 @@
 
 namespace server {
 
-void serve(const util::Paths& paths);
+struct ServeOptions
+{
+  // Exit non-zero when the proxy cannot start, instead of serving without it.
+  bool require_proxy = false;
+};
+
+void serve(const util::Paths& paths, const ServeOptions& options = {});
 
 } // namespace server

@@ -107,7 +107,7 @@ json acquire(State& s, const Request& r)
   }
   if (!placeholder.empty()) {
     line["placeholder_sha256"] = placeholder_sha256;
-    s.index_placeholder(l);
+    s.index_placeholder(l, r.peer.uid);
   }
   s.audit(std::move(line), &r.peer);
   s.last_leased[name] = l.created_at;
@@ -126,6 +126,11 @@ json acquire(State& s, const Request& r)
   if (!placeholder.empty()) {
     out["proxy"] = true;
     out["proxy_url"] = "http://" + s.proxy_server->address() + "/" + name;
+  }
+  if (auto warnings = s.proxy_warnings(); !warnings.empty()) {
+    // Said on every lease, so that a proxy that never started is not missed.
+    out["warnings"] = std::move(warnings);
+    out["proxy_error"] = s.proxy_error;
   }
   return out;
 }

@@ -14,18 +14,23 @@ constexpr auto k_stale_after = std::chrono::hours{24 * 30};
 json status(State& s, const Request&)
 {
   const auto now = s.clock.now();
-  return {{"running", true},
-          {"started_at", util::format_rfc3339_nano(s.started_at)},
-          {"secrets_count", s.store->size()},
-          {"active_leases", s.leases.size()},
-          {"heartbeat", s.heartbeat_status()},
-          {"proxy", s.proxy_status()},
-          {"pid", ::getpid()},
-          {"version", AGENT_SECRETS_VERSION},
-          {"uptime", util::format_duration(std::chrono::duration_cast<std::chrono::seconds>(now - s.started_at))},
-          {"socket", s.paths.socket},
-          {"killswitch_tripped", !s.tripped_reason.empty() || s.wiped},
-          {"wiped", s.wiped}};
+  json out = {{"running", true},
+              {"started_at", util::format_rfc3339_nano(s.started_at)},
+              {"secrets_count", s.store->size()},
+              {"active_leases", s.leases.size()},
+              {"heartbeat", s.heartbeat_status()},
+              {"proxy", s.proxy_status()},
+              {"pid", ::getpid()},
+              {"version", AGENT_SECRETS_VERSION},
+              {"uptime", util::format_duration(std::chrono::duration_cast<std::chrono::seconds>(now - s.started_at))},
+              {"socket", s.paths.socket},
+              {"killswitch_tripped", !s.tripped_reason.empty() || s.wiped},
+              {"wiped", s.wiped}};
+  if (auto warnings = s.proxy_warnings(); !warnings.empty()) {
+    out["warnings"] = std::move(warnings);
+    out["proxy_error"] = s.proxy_error;
+  }
+  return out;
 }
 
 json warning(const char* type, const char* severity, std::string message)

@@ -1,9 +1,12 @@
-// Never-see mode, the daemon's half: placeholders for proxy-only leases, and
-// the answer to the proxy's "which lease is this request using?".
+// Never-see mode, the daemon's half: starting the proxy, placeholders for
+// proxy-only leases, and the answer to the proxy's "which lease is this
+// request using?".
 #include "audit/chain.hpp"
 #include "daemon/state.hpp"
 
 #include <sodium.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
 
 namespace server {
 
@@ -23,6 +26,48 @@ proxy::Refusal refusal(int status, std::string code, std::string message, std::s
 
 } // namespace
 
+void State::start_proxy(const config::Proxy& cfg)
+{
+  if (cfg.listen == "off") {
+    return;
+  }
+  auto server = std::make_unique<proxy::Server>(
+    cfg, io,
+    [this](const std::string& route, const std::vector<std::string>& placeholders, uid_t uid) {
+      return resolve_proxy(route, placeholders, uid);
+    },
+    [this](const proxy::Grant& grant) {
+      // On the proxy thread: an atomic and the clock only.
+      return grant.store_generation == store->generation() && clock.now() < grant.expires_at;
+    },
+    // On the proxy's threads: the Log is thread-safe, and a proxy line has
+    // no reply waiting on it, so it skips the daemon's thread.
+    [&log = log](json line) { log.append(server::audit_line(std::move(line))); });
+  try {
+    server->start();
+    spdlog::info("proxy listening on {}", server->address());
+    proxy_server = std::move(server);
+  } catch (const util::Error& e) {
+    // Leases of ordinary secrets go on; proxy-only ones are refused, and
+    // status and every lease result say why. This line is for whoever
+    // started us: it must not read like routine start-up noise.
+    proxy_error = e.what();
+    proxy_error_fix = e.fix();
+    spdlog::error("THE PROXY IS NOT RUNNING: {}. Proxy-only secrets cannot be leased until it runs. Fix: {}", e.what(),
+                  e.fix());
+  }
+}
+
+json State::proxy_warnings() const
+{
+  json warnings = json::array();
+  if (!proxy_error.empty()) {
+    warnings.push_back("the proxy is not running: " + proxy_error + "; proxy-only secrets cannot be leased (fix: "
+                       + proxy_error_fix + ", then restart secrets serve)");
+  }
+  return warnings;
+}
+
 std::string State::new_placeholder()
 {
   unsigned char b[16];
@@ -32,10 +77,10 @@ std::string State::new_placeholder()
   return "as_" + std::string(hex);
 }
 
-void State::index_placeholder(const lease::Lease& l)
+void State::index_placeholder(const lease::Lease& l, uid_t uid)
 {
   if (!l.placeholder_sha256.empty()) {
-    m_placeholders[l.placeholder_sha256] = l.id;
+    m_placeholders[l.placeholder_sha256] = {l.id, uid};
   }
 }
 
@@ -43,7 +88,7 @@ void State::reindex_placeholders()
 {
   m_placeholders.clear();
   for (const auto& l : leases.snapshot()) {
-    index_placeholder(l);
+    index_placeholder(l, ::geteuid());
   }
 }
 
@@ -97,7 +142,7 @@ void State::remember_ended_placeholder(const std::string& sha256, lease::EndReas
   }
 }
 
-proxy::Resolution State::resolve_proxy(const std::string& route, const std::vector<std::string>& placeholders)
+proxy::Resolution State::resolve_proxy(const std::string& route, const std::vector<std::string>& placeholders, uid_t uid)
 {
   const auto* secret = store->find(route);
   if (!secret || !secret->info.proxy) {
@@ -114,13 +159,21 @@ proxy::Resolution State::resolve_proxy(const std::string& route, const std::vect
     const std::string hash = audit::sha256_hex(token);
     std::optional<proxy::Refusal> r;
     if (const auto live = m_placeholders.find(hash); live != m_placeholders.end()) {
-      const auto* l = leases.find(live->second);
-      if (!l || l->expires_at <= clock.now()) {
+      const auto* l = leases.find(live->second.lease_id);
+      if (live->second.uid != uid) {
+        // Seen by another user (a process list, a shared log): useless to them.
+        r = refusal(403, "other_user",
+                    "the placeholder was leased to uid " + std::to_string(live->second.uid) + ", not to uid "
+                      + std::to_string(uid),
+                    "lease it as the user that sends the request: " + fix);
+        l = nullptr; // nothing about the lease goes into the refusal
+      } else if (!l || l->expires_at <= clock.now()) {
         r = refusal(407, "expired", "the placeholder's lease has expired", fix);
       } else if (l->secret_name != route) {
         r = refusal(407, "wrong_route",
                     "the placeholder belongs to secret " + l->secret_name + ", not " + route,
                     "send it to /" + l->secret_name + "/..., or lease " + route);
+        r->authenticated = true; // a live placeholder of this user: audited
       } else {
         auto grant = std::make_shared<proxy::Grant>();
         grant->lease_id = l->id;

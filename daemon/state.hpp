@@ -130,21 +130,36 @@ public:
 
   // Never-see mode (proxy.cpp). The placeholder handed out for a proxy-only
   // lease is kept only as its SHA-256, here and in the lease record.
-  std::unique_ptr<proxy::Server> proxy_server; // null: off, or could not listen (proxy_error)
+  std::unique_ptr<proxy::Server> proxy_server; // null: off, or could not start (proxy_error)
   std::string proxy_error;
+  std::string proxy_error_fix;
+  // Starts the proxy unless cfg.listen is "off". When it cannot start (the
+  // port is taken), the daemon serves without it: proxy_error says why, and
+  // status and lease results carry it in `warnings` (proxy_warnings).
+  void start_proxy(const config::Proxy& cfg);
+  json proxy_warnings() const; // [] when the proxy runs or is off
   static std::string new_placeholder();
-  void index_placeholder(const lease::Lease& l);
-  void reindex_placeholders(); // after the table was restored
+  // `uid`: the leasing peer's. The proxy honours the placeholder only on
+  // connections owned by that uid.
+  void index_placeholder(const lease::Lease& l, uid_t uid);
+  // After the table was restored. The uid is not in the lease record: it is
+  // the daemon's, as the session serves no other uid (session.cpp).
+  void reindex_placeholders();
   // The proxy's question, on this thread: which lease does a request to
-  // `route` carrying `placeholders` use?
-  proxy::Resolution resolve_proxy(const std::string& route, const std::vector<std::string>& placeholders);
+  // `route` carrying `placeholders`, on a connection owned by `uid`, use?
+  proxy::Resolution resolve_proxy(const std::string& route, const std::vector<std::string>& placeholders, uid_t uid);
   json proxy_status() const;
 
 private:
   void placeholders_ended(const std::vector<lease::Ended>& ended);
   void placeholders_all_ended(lease::EndReason reason); // every live lease ended (revoke --all)
   void remember_ended_placeholder(const std::string& sha256, lease::EndReason reason);
-  std::unordered_map<std::string, std::string> m_placeholders;          // sha256 -> live lease id
+  struct PlaceholderOwner
+  {
+    std::string lease_id;
+    uid_t uid = 0; // who leased it
+  };
+  std::unordered_map<std::string, PlaceholderOwner> m_placeholders;    // sha256 -> live lease
   std::unordered_map<std::string, lease::EndReason> m_ended_placeholders; // sha256 -> how it ended, bounded
   std::deque<std::string> m_ended_placeholder_order;
   std::unordered_multimap<std::string, std::weak_ptr<proxy::Grant>> m_grants; // lease id -> requests in flight

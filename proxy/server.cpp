@@ -1,52 +1,29 @@
-#include "proxy/server.hpp"
+#include "proxy/connection.hpp"
 
-#include "net/curl.hpp"
 #include "proxy/rewrite.hpp"
-#include "proxy/spec.hpp"
-#include "store/age/primitives.hpp"
-#include "util/encoding.hpp"
+#include "proxy/scrub.hpp"
+#include "proxy/sock_diag.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
 
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
+#include <unistd.h>
 
-#include <poll.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-
-#include <chrono>
-#include <cstring>
+#include <array>
 
 namespace proxy {
 
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
 using json = nlohmann::json;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
 constexpr size_t k_header_limit = 64 * 1024;
-constexpr auto k_idle_timeout = std::chrono::seconds{60};  // a keep-alive connection with no new request
-constexpr auto k_stall_timeout = std::chrono::seconds{60}; // an agent that stops reading or sending mid-request
-constexpr int k_slice_ms = 100;                            // how often a blocked worker checks for cancellation
-constexpr size_t k_flush_bytes = 64 * 1024;                // response bytes held before a write
+constexpr auto k_idle_timeout = std::chrono::seconds{60}; // a keep-alive connection with no new request
 constexpr size_t k_reserved_fds = 256; // the RPC listener keeps 64; upstream connections and RPC clients use the rest
-
-bool iequals(std::string_view a, std::string_view b)
-{
-  return beast::iequals(a, b);
-}
-
-std::string redact_placeholders(std::string text)
-{
-  for (const auto& token : find_placeholders(text)) {
-    text = replace_all(text, token, "as_[redacted]");
-  }
-  return text;
-}
+// A refused connection is read (and the bytes dropped) for this long or this
+// much after its 403: closing with unread data would reset the connection,
+// and the client could lose the 403 with it.
+constexpr auto k_linger = std::chrono::seconds{2};
+constexpr size_t k_linger_bytes = 64 * 1024;
 
 // Every refusal says what to do, as every CLI error does.
 std::string default_fix(const std::string& code)
@@ -61,6 +38,80 @@ std::string default_fix(const std::string& code)
     return "raise proxy.max_body_bytes in config.json";
   }
   return "send http://<proxy.listen>/NAME/path with the placeholder from `secrets lease NAME` in a header";
+}
+
+// A connection refused before its request is read.
+struct Refused
+{
+  Refused(tcp::socket socket, http::response<http::string_body> r) : stream(std::move(socket)), res(std::move(r)) {}
+  beast::tcp_stream stream;
+  http::response<http::string_body> res;
+  std::array<char, 4096> sink{};
+  size_t drained = 0;
+};
+
+// The kernel must be able to name a connection's owner, or every agent
+// would be refused: tried once, on a connection of our own.
+void check_peer_lookup(SockDiag& diag, const asio::ip::address& address, uid_t uid)
+{
+  std::string why;
+  std::optional<uid_t> owner;
+  try {
+    asio::io_context io;
+    tcp::acceptor listener(io, tcp::endpoint(address, 0));
+    tcp::socket client(io);
+    client.connect(listener.local_endpoint());
+    tcp::socket accepted = listener.accept();
+    if (accepted.remote_endpoint() != client.local_endpoint()) {
+      why = "another connection came first";
+    } else {
+      owner = diag.peer_uid(accepted.native_handle(), &why);
+    }
+  } catch (const boost::system::system_error& e) {
+    why = e.code().message();
+  }
+  if (owner != uid) {
+    throw util::Error(util::Errc::io,
+                      "the proxy cannot tell which user owns a connection (NETLINK_SOCK_DIAG): "
+                        + (owner ? "the kernel named uid " + std::to_string(*owner) + " for our own" : why),
+                      "load the inet_diag and tcp_diag kernel modules (modprobe tcp_diag), or set proxy.listen to "
+                      "\"off\" in config.json");
+  }
+}
+
+void drain(std::shared_ptr<Refused> r)
+{
+  r->stream.async_read_some(asio::buffer(r->sink), [r](beast::error_code ec, size_t n) {
+    r->drained += n;
+    if (!ec && r->drained < k_linger_bytes) {
+      drain(r);
+    }
+  });
+}
+
+} // namespace
+
+std::string redact_placeholders(std::string text)
+{
+  for (const auto& token : find_placeholders(text)) {
+    text = replace_all(text, token, "as_[redacted]");
+  }
+  return text;
+}
+
+std::string audited_path(std::string_view path)
+{
+  std::string p = redact_placeholders(std::string(path));
+  if (p.size() > k_max_audited_path) {
+    constexpr std::string_view k_cut = "...";
+    size_t keep = k_max_audited_path - k_cut.size();
+    while (keep > 0 && (static_cast<unsigned char>(p[keep]) & 0xc0) == 0x80) {
+      --keep; // not inside a UTF-8 sequence
+    }
+    p.resize(keep);
+    p += k_cut;
+  }
+  return p;
 }
 
 http::response<http::string_body> error_response(const Refusal& r, unsigned version, bool keep_alive)
@@ -82,7 +133,7 @@ http::response<http::string_body> error_response(const Refusal& r, unsigned vers
   return res;
 }
 
-Refusal refusal(int status, std::string code, std::string message, std::string fix = {})
+Refusal refusal(int status, std::string code, std::string message, std::string fix)
 {
   Refusal r;
   r.status = status;
@@ -90,673 +141,6 @@ Refusal refusal(int status, std::string code, std::string message, std::string f
   r.message = std::move(message);
   r.fix = std::move(fix);
   return r;
-}
-
-// A blocking view of the agent's socket for a worker: Beast's SyncReadStream
-// and SyncWriteStream over poll() in k_slice_ms slices, so that a revoked
-// lease or a stopping daemon interrupts a transfer stuck on a slow agent.
-class FdStream
-{
-public:
-  FdStream(int fd, const std::atomic<bool>& cancelled, const std::atomic<bool>& stopping)
-    : m_fd(fd), m_cancelled(cancelled), m_stopping(stopping)
-  {
-  }
-
-  template <typename Buffers>
-  size_t read_some(const Buffers& buffers, beast::error_code& ec)
-  {
-    const asio::mutable_buffer b = first(buffers);
-    return io(POLLIN, ec, [&] { return ::recv(m_fd, b.data(), b.size(), 0); }, b.size());
-  }
-  // The throwing forms Beast's stream concepts also require.
-  template <typename Buffers>
-  size_t read_some(const Buffers& buffers)
-  {
-    return or_throw([&](beast::error_code& ec) { return read_some(buffers, ec); });
-  }
-  // A gather write: a chunk's size line, data and CRLF, or a header's
-  // fields, leave in one sendmsg rather than one send each.
-  template <typename Buffers>
-  size_t write_some(const Buffers& buffers, beast::error_code& ec)
-  {
-    iovec iov[64];
-    size_t count = 0;
-    size_t total = 0;
-    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers) && count < 64; ++it) {
-      const asio::const_buffer b = *it;
-      if (b.size() > 0) {
-        iov[count++] = {const_cast<void*>(b.data()), b.size()};
-        total += b.size();
-      }
-    }
-    msghdr msg{};
-    msg.msg_iov = iov;
-    msg.msg_iovlen = count;
-    return io(POLLOUT, ec, [&] { return ::sendmsg(m_fd, &msg, MSG_NOSIGNAL); }, total);
-  }
-  template <typename Buffers>
-  size_t write_some(const Buffers& buffers)
-  {
-    return or_throw([&](beast::error_code& ec) { return write_some(buffers, ec); });
-  }
-
-private:
-  template <typename Op>
-  static size_t or_throw(Op op)
-  {
-    beast::error_code ec;
-    const size_t n = op(ec);
-    if (ec) {
-      throw beast::system_error{ec};
-    }
-    return n;
-  }
-
-  template <typename Buffers>
-  static auto first(const Buffers& buffers)
-  {
-    for (auto it = asio::buffer_sequence_begin(buffers); it != asio::buffer_sequence_end(buffers); ++it) {
-      if (asio::buffer_size(*it) > 0) {
-        return *it;
-      }
-    }
-    return *asio::buffer_sequence_begin(buffers);
-  }
-
-  template <typename Op>
-  size_t io(short events, beast::error_code& ec, Op op, size_t size)
-  {
-    ec = {};
-    if (size == 0) {
-      return 0;
-    }
-    const auto deadline = Clock::now() + k_stall_timeout;
-    for (;;) {
-      if (m_cancelled || m_stopping) {
-        ec = asio::error::operation_aborted;
-        return 0;
-      }
-      const ssize_t n = op();
-      if (n > 0) {
-        return static_cast<size_t>(n);
-      }
-      if (n == 0) {
-        ec = asio::error::eof;
-        return 0;
-      }
-      if (errno == EINTR) {
-        continue;
-      }
-      if (errno != EAGAIN && errno != EWOULDBLOCK) {
-        ec = beast::error_code(errno, beast::system_category());
-        return 0;
-      }
-      if (Clock::now() > deadline) {
-        ec = beast::error::timeout;
-        return 0;
-      }
-      pollfd p{m_fd, events, 0};
-      ::poll(&p, 1, k_slice_ms);
-    }
-  }
-
-  int m_fd;
-  const std::atomic<bool>& m_cancelled;
-  const std::atomic<bool>& m_stopping;
-};
-
-// One multi handle per worker thread: it keeps the upstream connections
-// (and TLS sessions) alive between requests.
-struct WorkerHandles
-{
-  CURLM* multi = nullptr;
-  ~WorkerHandles()
-  {
-    if (multi) {
-      net::curl().multi_cleanup(multi);
-    }
-  }
-};
-
-thread_local WorkerHandles t_handles;
-
-} // namespace
-
-// ---------------------------------------------------------------- Connection
-
-class Connection : public std::enable_shared_from_this<Connection>
-{
-public:
-  Connection(Server& server, tcp::socket socket) : m_server(server), m_stream(std::move(socket)) {}
-
-  void read_request();
-  void close();
-  void release_cancelled()
-  {
-    if (m_cached && m_cached->grant && m_cached->grant->cancelled) {
-      m_cached.reset();
-    }
-  }
-
-  Server& m_server;
-  beast::tcp_stream m_stream;
-  beast::flat_buffer m_buffer;
-  std::optional<http::request_parser<http::buffer_body>> m_parser;
-  Clock::time_point m_started;
-  Route m_route;
-
-private:
-  // The last grant, for the next request with the same route and placeholders.
-  struct Cached
-  {
-    std::shared_ptr<Grant> grant;
-    std::string route;
-    std::vector<std::string> placeholders;
-  };
-  std::optional<Cached> m_cached;
-
-  void on_header(beast::error_code ec);
-  void on_resolved(Resolution resolution);
-  void refuse(const Refusal& r, const std::string& method, const std::string& path);
-  void run_transfer(std::shared_ptr<Grant> grant);
-};
-
-// ---------------------------------------------------------------- Transfer
-
-// One upstream request on a worker thread.
-class Transfer
-{
-public:
-  Transfer(Connection& c, std::shared_ptr<Grant> grant)
-    : m_c(c), m_grant(std::move(grant)), m_req(c.m_parser->get()),
-      m_io(c.m_stream.socket().native_handle(), m_grant->cancelled, c.m_server.m_stopping),
-      m_scrub(std::string(m_grant->value.view()), m_grant->placeholder), m_injection(m_grant->injection)
-  {
-    if (m_injection.kind == Injection::Kind::body) {
-      m_inject_body.emplace(m_grant->placeholder, std::string(m_grant->value.view()));
-    }
-  }
-
-  // Returns whether the connection may carry another request.
-  bool run();
-
-  int status() const { return m_status; }
-  uint64_t bytes_in() const { return m_bytes_in; }
-  uint64_t bytes_out() const { return m_bytes_out; }
-  const std::string& code() const { return m_code; }
-
-private:
-  static size_t on_read(char* buf, size_t size, size_t n, void* self);
-  static size_t on_header(char* buf, size_t size, size_t n, void* self);
-  static size_t on_write(char* buf, size_t size, size_t n, void* self);
-
-  curl_slist* upstream_headers() const;
-  std::string upstream_url() const;
-  bool send_head();
-  bool send_body(std::string_view data);
-  bool flush();
-  bool send_error(const Refusal& r);
-  bool read_body_piece();
-
-  Connection& m_c;
-  std::shared_ptr<Grant> m_grant;
-  http::request<http::buffer_body>& m_req;
-  FdStream m_io;
-  Replacer m_scrub;
-  Injection m_injection;
-  std::optional<Replacer> m_inject_body;
-
-  // upload
-  std::string m_up;
-  size_t m_up_offset = 0;
-  bool m_up_done = false;
-  bool m_body_too_large = false;
-  bool m_client_failed = false;
-
-  // response
-  CURL* m_easy = nullptr;
-  int m_status = 0;
-  std::vector<std::pair<std::string, std::string>> m_headers;
-  bool m_head_sent = false;
-  bool m_chunked = false;
-  bool m_no_body = false;
-  bool m_keep_alive = true;
-  std::string m_out;
-  // The response goes out when the worker is about to wait (for the upstream
-  // or the agent), or past k_flush_bytes: a small answer leaves in one
-  // sendmsg, and each event of a stream still leaves as it arrives.
-  std::string m_pending;
-  std::string m_code;
-
-  uint64_t m_bytes_in = 0;
-  uint64_t m_bytes_out = 0;
-};
-
-std::string Transfer::upstream_url() const
-{
-  std::string query = drop_query_params_containing(m_c.m_route.query, k_placeholder_prefix);
-  if (m_injection.kind == Injection::Kind::query) {
-    query = drop_query_param(query, m_injection.name);
-    std::string param = m_injection.name + "=" + util::percent_encode(m_grant->value.view());
-    query = query.empty() ? std::move(param) : query + "&" + param;
-  }
-  return m_grant->spec.base_url + m_c.m_route.rest + (query.empty() ? "" : "?" + query);
-}
-
-curl_slist* Transfer::upstream_headers() const
-{
-  const auto& api = net::curl();
-  std::vector<std::string> connection_named;
-  for (const auto& f : m_req) {
-    if (f.name() == http::field::connection) {
-      for (const auto& token : http::token_list{f.value()}) {
-        connection_named.emplace_back(token);
-      }
-    }
-  }
-  curl_slist* list = nullptr;
-  auto add = [&](std::string line) {
-    list = api.slist_append(list, line.c_str());
-    util::wipe(line);
-  };
-  for (const auto& f : m_req) {
-    const std::string_view name = f.name_string();
-    const std::string_view value = f.value();
-    bool drop = is_hop_by_hop(name) || iequals(name, "host") || iequals(name, "accept-encoding")
-                || value.find(k_placeholder_prefix) != std::string_view::npos;
-    for (const auto& n : connection_named) {
-      drop = drop || iequals(name, n);
-    }
-    switch (m_injection.kind) {
-      case Injection::Kind::bearer:
-      case Injection::Kind::basic:
-        drop = drop || f.name() == http::field::authorization;
-        break;
-      case Injection::Kind::header:
-        drop = drop || iequals(name, m_injection.name);
-        break;
-      default:
-        break;
-    }
-    if (!drop) {
-      // curl's syntax for a header with an empty value is "Name;".
-      add(std::string(name) + (value.empty() ? ";" : ": " + std::string(value)));
-    }
-  }
-  const std::string_view secret = m_grant->value.view();
-  switch (m_injection.kind) {
-    case Injection::Kind::bearer:
-      add("Authorization: Bearer " + std::string(secret));
-      break;
-    case Injection::Kind::basic: {
-      const auto* p = reinterpret_cast<const uint8_t*>(secret.data());
-      add("Authorization: Basic " + store::age::primitives::base64_encode_padded({p, secret.size()}));
-      break;
-    }
-    case Injection::Kind::header:
-      add(m_injection.name + ": " + std::string(secret));
-      break;
-    default:
-      break;
-  }
-  // Identity encoding, so that scrubbing sees the response as sent; no
-  // 100-continue round trip.
-  add("Accept-Encoding: identity");
-  add("Expect:");
-  return list;
-}
-
-bool Transfer::read_body_piece()
-{
-  auto& parser = *m_c.m_parser;
-  char piece[64 * 1024];
-  parser.get().body().data = piece;
-  parser.get().body().size = sizeof(piece);
-  beast::error_code ec;
-  http::read(m_io, m_c.m_buffer, parser, ec);
-  if (ec == http::error::need_buffer) {
-    ec = {};
-  }
-  const size_t n = sizeof(piece) - parser.get().body().size;
-  if (ec == http::error::body_limit) {
-    m_body_too_large = true;
-    return false;
-  }
-  if (ec) {
-    m_client_failed = true;
-    return false;
-  }
-  m_bytes_in += n;
-  const std::string_view data(piece, n);
-  if (m_inject_body) {
-    if (m_up_offset == m_up.size()) {
-      m_up.clear();
-      m_up_offset = 0;
-    }
-    m_inject_body->feed(data, m_up);
-    if (parser.is_done()) {
-      m_inject_body->finish(m_up);
-    }
-  } else {
-    m_up.append(data);
-  }
-  explicit_bzero(piece, n);
-  m_up_done = parser.is_done();
-  return true;
-}
-
-size_t Transfer::on_read(char* buf, size_t size, size_t n, void* self_ptr)
-{
-  auto& self = *static_cast<Transfer*>(self_ptr);
-  if (self.m_up_offset == self.m_up.size() && !self.m_up_done && !self.flush()) {
-    return CURL_READFUNC_ABORT; // an early answer goes out before the agent is waited on
-  }
-  while (self.m_up_offset == self.m_up.size() && !self.m_up_done) {
-    self.m_up.clear();
-    self.m_up_offset = 0;
-    if (!self.read_body_piece()) {
-      return CURL_READFUNC_ABORT;
-    }
-  }
-  const size_t count = std::min(size * n, self.m_up.size() - self.m_up_offset);
-  std::memcpy(buf, self.m_up.data() + self.m_up_offset, count);
-  self.m_up_offset += count;
-  if (self.m_up_offset == self.m_up.size()) {
-    util::wipe(self.m_up); // it may hold the value (--inject body)
-    self.m_up_offset = 0;
-  }
-  return count;
-}
-
-size_t Transfer::on_header(char* buf, size_t size, size_t n, void* self_ptr)
-{
-  auto& self = *static_cast<Transfer*>(self_ptr);
-  std::string_view line(buf, size * n);
-  if (line.starts_with("HTTP/")) {
-    self.m_headers.clear(); // a new response: after a 1xx, or the first
-    return size * n;
-  }
-  while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) {
-    line.remove_suffix(1);
-  }
-  if (line.empty()) {
-    long code = 0;
-    net::curl().easy_getinfo(self.m_easy, CURLINFO_RESPONSE_CODE, &code);
-    if (code >= 200) {
-      self.m_status = static_cast<int>(code);
-      if (!self.send_head()) {
-        return 0;
-      }
-    }
-    return size * n;
-  }
-  const auto colon = line.find(':');
-  if (colon != std::string_view::npos && colon > 0) {
-    std::string_view value = line.substr(colon + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
-      value.remove_prefix(1);
-    }
-    self.m_headers.emplace_back(std::string(line.substr(0, colon)), std::string(value));
-  }
-  return size * n;
-}
-
-bool Transfer::send_head()
-{
-  if (m_head_sent) {
-    return true;
-  }
-  m_head_sent = true;
-  http::response<http::empty_body> res;
-  res.version(m_req.version());
-  res.result(static_cast<unsigned>(m_status));
-  std::vector<std::string> connection_named;
-  for (const auto& [name, value] : m_headers) {
-    if (iequals(name, "connection")) {
-      for (const auto& token : http::token_list{value}) {
-        connection_named.emplace_back(token);
-      }
-    }
-  }
-  const bool head = m_req.method() == http::verb::head;
-  m_no_body = head || m_status == 204 || m_status == 304;
-  for (const auto& [name, value] : m_headers) {
-    bool drop = is_hop_by_hop(name);
-    for (const auto& n : connection_named) {
-      drop = drop || iequals(name, n);
-    }
-    if (head && iequals(name, "content-length")) {
-      drop = false; // a HEAD answer keeps the length of the GET it describes
-    }
-    if (!drop) {
-      std::string clean = replace_all(value, m_grant->value.view(), m_grant->placeholder);
-      res.insert(name, clean);
-    }
-  }
-  m_keep_alive = m_req.keep_alive();
-  if (!m_no_body) {
-    if (m_req.version() >= 11) {
-      res.chunked(true);
-      m_chunked = true;
-    } else {
-      m_keep_alive = false; // HTTP/1.0: the body ends when the connection does
-    }
-  }
-  res.keep_alive(m_keep_alive);
-  http::response_serializer<http::empty_body> sr{res};
-  sr.split(true);
-  beast::error_code ec;
-  while (!ec && !sr.is_header_done()) {
-    sr.next(ec, [&](beast::error_code&, const auto& buffers) {
-      for (const auto b : beast::buffers_range_ref(buffers)) {
-        m_pending.append(static_cast<const char*>(b.data()), b.size());
-      }
-      sr.consume(beast::buffer_bytes(buffers));
-    });
-  }
-  return !ec;
-}
-
-bool Transfer::flush()
-{
-  if (m_pending.empty()) {
-    return !m_client_failed;
-  }
-  beast::error_code ec;
-  asio::write(m_io, asio::const_buffer(m_pending.data(), m_pending.size()), ec);
-  m_pending.clear();
-  if (ec) {
-    m_client_failed = true;
-  }
-  return !ec;
-}
-
-bool Transfer::send_body(std::string_view data)
-{
-  if (data.empty() || m_no_body) {
-    return true; // an empty chunk would end the body
-  }
-  if (m_chunked) {
-    char size[20];
-    m_pending.append(size, static_cast<size_t>(std::snprintf(size, sizeof(size), "%zx\r\n", data.size())));
-    m_pending.append(data);
-    m_pending.append("\r\n");
-  } else {
-    m_pending.append(data);
-  }
-  m_bytes_out += data.size();
-  return m_pending.size() < k_flush_bytes || flush();
-}
-
-size_t Transfer::on_write(char* buf, size_t size, size_t n, void* self_ptr)
-{
-  auto& self = *static_cast<Transfer*>(self_ptr);
-  if (self.m_grant->cancelled || !self.send_head()) {
-    return 0;
-  }
-  self.m_out.clear();
-  self.m_scrub.feed({buf, size * n}, self.m_out);
-  return self.send_body(self.m_out) ? size * n : 0;
-}
-
-bool Transfer::send_error(const Refusal& r)
-{
-  m_status = r.status;
-  m_code = r.code;
-  if (m_head_sent) {
-    return false; // too late for a status: cutting the connection is the signal
-  }
-  m_head_sent = true;
-  // The rest of the request body is still in the socket: close after this.
-  const bool keep = m_c.m_parser->is_done() && m_req.keep_alive();
-  auto res = error_response(r, m_req.version(), keep);
-  beast::error_code ec;
-  http::write(m_io, res, ec);
-  return keep && !ec;
-}
-
-bool Transfer::run()
-{
-  const auto& api = net::curl();
-  const auto& req = m_req;
-  for (const char c : m_grant->value.view()) {
-    if ((c == '\r' || c == '\n' || c == '\0') && m_injection.kind != Injection::Kind::body
-        && m_injection.kind != Injection::Kind::query) {
-      return send_error(refusal(502, "unusable_credential",
-                                "the secret's value holds a line break or NUL and cannot go into a header",
-                                "secrets add " + m_grant->secret_name + " --force --proxy-only ..."));
-    }
-  }
-  if (!t_handles.multi) {
-    t_handles.multi = api.multi_init();
-  }
-  m_easy = api.easy_init();
-  if (!t_handles.multi || !m_easy) {
-    return send_error(refusal(502, "upstream_error", "libcurl could not start a transfer"));
-  }
-  char errbuf[CURL_ERROR_SIZE] = {};
-  std::string url = upstream_url();
-  curl_slist* headers = upstream_headers();
-  const auto& cfg = m_c.m_server.m_cfg;
-  const std::string method(req.method_string());
-  api.easy_setopt(m_easy, CURLOPT_URL, url.c_str());
-  api.easy_setopt(m_easy, CURLOPT_PROTOCOLS_STR, "http,https");
-  api.easy_setopt(m_easy, CURLOPT_NOSIGNAL, 1L);
-  api.easy_setopt(m_easy, CURLOPT_PATH_AS_IS, 1L);
-  api.easy_setopt(m_easy, CURLOPT_HTTPHEADER, headers);
-  api.easy_setopt(m_easy, CURLOPT_ERRORBUFFER, errbuf);
-  api.easy_setopt(m_easy, CURLOPT_CONNECTTIMEOUT_MS,
-                  static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(cfg.connect_timeout).count()));
-  api.easy_setopt(m_easy, CURLOPT_TIMEOUT_MS,
-                  static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(cfg.total_timeout).count()));
-  if (!cfg.ca_file.empty()) {
-    // An extra CA on top of the system's, for tests and private upstreams.
-    api.easy_setopt(m_easy, CURLOPT_CAINFO, cfg.ca_file.c_str());
-    api.easy_setopt(m_easy, CURLOPT_CAPATH, "/etc/ssl/certs");
-  }
-  api.easy_setopt(m_easy, CURLOPT_HEADERFUNCTION, &Transfer::on_header);
-  api.easy_setopt(m_easy, CURLOPT_HEADERDATA, this);
-  api.easy_setopt(m_easy, CURLOPT_WRITEFUNCTION, &Transfer::on_write);
-  api.easy_setopt(m_easy, CURLOPT_WRITEDATA, this);
-  const auto& parser = *m_c.m_parser;
-  const bool has_body = parser.chunked() || parser.content_length().has_value();
-  if (req.method() == http::verb::head) {
-    api.easy_setopt(m_easy, CURLOPT_NOBODY, 1L);
-  } else if (has_body) {
-    api.easy_setopt(m_easy, CURLOPT_UPLOAD, 1L);
-    api.easy_setopt(m_easy, CURLOPT_READFUNCTION, &Transfer::on_read);
-    api.easy_setopt(m_easy, CURLOPT_READDATA, this);
-    if (parser.content_length() && !m_inject_body) {
-      api.easy_setopt(m_easy, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(*parser.content_length()));
-    }
-    api.easy_setopt(m_easy, CURLOPT_CUSTOMREQUEST, method.c_str());
-  } else if (req.method() != http::verb::get) {
-    api.easy_setopt(m_easy, CURLOPT_CUSTOMREQUEST, method.c_str());
-  }
-  m_up_done = !has_body || parser.is_done();
-  if (!m_up_done && beast::iequals(req[http::field::expect], "100-continue")) {
-    // The agent waits for this before it sends the body; the upstream's own
-    // 100 is not relayed (curl is told not to ask for one).
-    static constexpr std::string_view k_continue = "HTTP/1.1 100 Continue\r\n\r\n";
-    beast::error_code ec;
-    asio::write(m_io, asio::const_buffer(k_continue.data(), k_continue.size()), ec);
-  }
-
-  api.multi_add_handle(t_handles.multi, m_easy);
-  CURLcode result = CURLE_OK;
-  bool cancelled = false;
-  for (;;) {
-    int running = 0;
-    if (api.multi_perform(t_handles.multi, &running) != CURLM_OK) {
-      result = CURLE_FAILED_INIT;
-      break;
-    }
-    if (running == 0) {
-      int left = 0;
-      while (CURLMsg* msg = api.multi_info_read(t_handles.multi, &left)) {
-        if (msg->msg == CURLMSG_DONE && msg->easy_handle == m_easy) {
-          result = msg->data.result;
-        }
-      }
-      break;
-    }
-    if (m_grant->cancelled || m_c.m_server.m_stopping) {
-      cancelled = true;
-      break;
-    }
-    if (!flush()) {
-      break; // the agent is gone: m_client_failed
-    }
-    api.multi_poll(t_handles.multi, nullptr, 0, k_slice_ms, nullptr);
-  }
-  api.multi_remove_handle(t_handles.multi, m_easy);
-  api.easy_cleanup(m_easy);
-  api.slist_free_all(headers);
-  util::wipe(url);
-  m_easy = nullptr;
-  // A transfer that completed before the lease ended stands; one that failed
-  // because it ended (the write callback refusing) counts as cut.
-  cancelled = cancelled || (result != CURLE_OK && m_grant->cancelled);
-
-  if (cancelled) {
-    Refusal r = refusal(407, "revoked", "the lease ended during the request", "secrets lease " + m_grant->secret_name);
-    send_error(r);
-    m_code = "cut";
-    return false;
-  }
-  if (m_client_failed) {
-    m_code = "client_closed";
-    return false;
-  }
-  if (m_body_too_large) {
-    return send_error(refusal(413, "body_too_large",
-                              "the request body is over proxy.max_body_bytes (" + std::to_string(cfg.max_body_bytes) + ")",
-                              "raise proxy.max_body_bytes in config.json"));
-  }
-  if (result != CURLE_OK) {
-    const bool timeout = result == CURLE_OPERATION_TIMEDOUT;
-    std::string detail = errbuf[0] ? errbuf : api.easy_strerror(result);
-    detail = replace_all(detail, m_grant->value.view(), m_grant->placeholder);
-    return send_error(refusal(timeout ? 504 : 502, timeout ? "upstream_timeout" : "upstream_error",
-                              "upstream request failed: " + detail));
-  }
-  if (!send_head()) {
-    return false;
-  }
-  m_out.clear();
-  m_scrub.finish(m_out);
-  if (!send_body(m_out)) {
-    return false;
-  }
-  if (m_chunked) {
-    m_pending.append("0\r\n\r\n");
-  }
-  if (!flush()) {
-    return false;
-  }
-  // Another request only if this one's body was read to its end.
-  return m_keep_alive && m_c.m_parser->is_done();
 }
 
 // ---------------------------------------------------------------- Connection
@@ -784,18 +168,24 @@ void Connection::refuse(const Refusal& r, const std::string& method, const std::
   const bool keep = m_parser && m_parser->is_done() && m_parser->get().keep_alive() && r.status != 400;
   const unsigned version = m_parser && m_parser->is_header_done() ? m_parser->get().version() : 11;
   auto res = std::make_shared<http::response<http::string_body>>(error_response(r, version, keep));
-  m_server.audit({{"action", "proxy_request"},
-                  {"secret_name", r.secret_name},
-                  {"client_id", r.client_id},
-                  {"lease_id", r.lease_id},
-                  {"details", r.code},
-                  {"success", false},
-                  {"method", method},
-                  {"path", path},
-                  {"status", r.status},
-                  {"bytes_in", 0},
-                  {"bytes_out", 0},
-                  {"latency_ms", std::chrono::duration<double, std::milli>(Clock::now() - m_started).count()}});
+  if (r.authenticated) {
+    m_server.audit({{"action", "proxy_request"},
+                    {"secret_name", r.secret_name},
+                    {"client_id", r.client_id},
+                    {"lease_id", r.lease_id},
+                    {"details", r.code},
+                    {"success", false},
+                    {"method", method},
+                    {"path", audited_path(path)},
+                    {"status", r.status},
+                    {"bytes_in", 0},
+                    {"bytes_out", 0},
+                    {"latency_ms", std::chrono::duration<double, std::milli>(Clock::now() - m_started).count()}});
+  } else {
+    // No valid placeholder: whoever sent this could write any number of
+    // lines, of any text, into the owner's audit log. Counted instead.
+    m_server.count_refusal(r.code);
+  }
   m_server.finished(false);
   m_stream.expires_after(k_stall_timeout);
   http::async_write(m_stream, *res, [self = shared_from_this(), res, keep](beast::error_code ec, size_t) {
@@ -829,16 +219,15 @@ void Connection::on_header(beast::error_code ec)
   const auto& req = m_parser->get();
   const std::string method(req.method_string());
   const std::string target(req.target());
-  const std::string logged_path = redact_placeholders(target.substr(0, target.find('?')));
   const auto route = split_target(target);
   if (!route) {
     refuse(refusal(400, "bad_request", "the request target must be /NAME/path, NAME a proxy-only secret",
                    "OPENAI_BASE_URL=http://" + m_server.address() + "/openai/v1"),
-           method, logged_path);
+           method, "");
     return;
   }
   if (has_dot_segments(route->rest)) {
-    refuse(refusal(400, "bad_request", "the path has dot segments or encoded slashes"), method, logged_path);
+    refuse(refusal(400, "bad_request", "the path has dot segments or encoded slashes"), method, "");
     return;
   }
   m_route = *route;
@@ -865,13 +254,13 @@ void Connection::on_header(beast::error_code ec)
   // Queued there, the callback holds only a weak reference (see the header).
   std::weak_ptr<Connection> weak = shared_from_this();
   asio::post(m_server.m_daemon_io, [weak, resolve = m_server.m_resolve, name = route->name, tokens = std::move(tokens),
-                                    &io = m_server.m_io]() mutable {
+                                    uid = m_uid, &io = m_server.m_io]() mutable {
     if (weak.expired()) {
       return;
     }
     Resolution r;
     try {
-      r = resolve(name, tokens);
+      r = resolve(name, tokens, uid);
     } catch (const std::exception& e) {
       r = refusal(502, "internal", std::string("the daemon could not resolve the request: ") + e.what());
     }
@@ -892,7 +281,7 @@ void Connection::on_resolved(Resolution resolution)
     if (r->secret_name.empty()) {
       r->secret_name = m_route.name;
     }
-    refuse(*r, method, redact_placeholders(m_route.rest));
+    refuse(*r, method, m_route.rest);
     return;
   }
   auto grant = std::get<std::shared_ptr<Grant>>(std::move(resolution));
@@ -910,7 +299,8 @@ void Connection::on_resolved(Resolution resolution)
     r.lease_id = grant->lease_id;
     r.secret_name = grant->secret_name;
     r.client_id = grant->client_id;
-    refuse(r, method, redact_placeholders(path));
+    r.authenticated = true;
+    refuse(r, method, path);
     return;
   }
   ++m_server.m_active;
@@ -928,17 +318,16 @@ void Connection::run_transfer(std::shared_ptr<Grant> grant)
                {"lease_id", grant->lease_id},
                {"method", std::string(m_parser->get().method_string())}};
   try {
-    Transfer t(*this, grant);
-    keep = t.run();
-    const int status = t.status();
+    const TransferResult t = forward(*this, grant);
+    keep = t.keep_alive;
     line["host"] = grant->host;
-    line["path"] = redact_placeholders(grant->base_path + m_route.rest);
-    line["status"] = status;
-    line["bytes_in"] = t.bytes_in();
-    line["bytes_out"] = t.bytes_out();
-    line["success"] = status > 0 && status < 400 && t.code().empty();
-    if (!t.code().empty()) {
-      line["details"] = t.code();
+    line["path"] = audited_path(grant->base_path + m_route.rest);
+    line["status"] = t.status;
+    line["bytes_in"] = t.bytes_in;
+    line["bytes_out"] = t.bytes_out;
+    line["success"] = t.status > 0 && t.status < 400 && t.code.empty();
+    if (!t.code.empty()) {
+      line["details"] = t.code;
     }
   } catch (const std::exception& e) {
     // net::curl() failing to load libcurl, or an allocation failure.
@@ -971,9 +360,15 @@ void Grant::set_spec(store::ProxySpec s)
   injection = parse_injection(spec.inject).value_or(Injection{});
 }
 
+const std::shared_ptr<const Needles>& Grant::scrub_needles()
+{
+  std::call_once(m_needles_once, [this] { m_needles = proxy::scrub_needles(value.view(), placeholder); });
+  return m_needles;
+}
+
 Server::Server(config::Proxy cfg, asio::io_context& daemon_io, Resolve resolve, Fresh fresh, Audit audit)
   : m_cfg(std::move(cfg)), m_daemon_io(daemon_io), m_resolve(std::move(resolve)), m_fresh(std::move(fresh)),
-    m_audit(std::move(audit)), m_acceptor(m_io)
+    m_audit(std::move(audit)), m_acceptor(m_io), m_uid(::geteuid())
 {
 }
 
@@ -1006,6 +401,14 @@ void Server::start()
     throw util::Error(util::Errc::io, "the proxy cannot listen on " + m_cfg.listen + ": " + e.code().message(),
                       "set proxy.listen in config.json to a free host:port, or \"off\"");
   }
+  try {
+    m_diag = std::make_unique<SockDiag>();
+    check_peer_lookup(*m_diag, m_acceptor.local_endpoint().address(), m_uid);
+  } catch (...) {
+    beast::error_code ignored;
+    m_acceptor.close(ignored);
+    throw;
+  }
   m_workers = std::make_unique<asio::thread_pool>(static_cast<size_t>(m_cfg.max_concurrent));
   accept();
   m_thread = std::thread([this] { m_io.run(); });
@@ -1022,10 +425,26 @@ void Server::accept()
       // the descriptors the daemon's socket, store and log need.
       accept();
     } else if (!ec) {
-      socket.set_option(tcp::no_delay(true), ec);
-      auto c = std::make_shared<Connection>(*this, std::move(socket));
-      m_connections.insert(c);
-      c->read_request();
+      // Loopback TCP is open to every local user: only ours is served.
+      std::string why;
+      const auto owner = m_diag->peer_uid(socket.native_handle(), &why);
+      if (!owner) {
+        refuse_connection(std::move(socket),
+                          refusal(403, "unknown_peer", "the proxy cannot tell which user owns this connection: " + why,
+                                  "connect over loopback from this host, as the user running secrets serve"));
+      } else if (*owner != m_uid) {
+        refuse_connection(std::move(socket),
+                          refusal(403, "other_user",
+                                  "this proxy serves only the user running the daemon (uid " + std::to_string(m_uid)
+                                    + "); this connection belongs to uid " + std::to_string(*owner),
+                                  "run the agent as uid " + std::to_string(m_uid)
+                                    + ", or start its own daemon (secrets serve) with its own proxy.listen port"));
+      } else {
+        socket.set_option(tcp::no_delay(true), ec);
+        auto c = std::make_shared<Connection>(*this, std::move(socket), *owner);
+        m_connections.insert(c);
+        c->read_request();
+      }
       accept();
     } else {
       // Out of descriptors, most likely: back off rather than spin.
@@ -1073,6 +492,27 @@ void Server::finished(bool ok)
   }
 }
 
+void Server::count_refusal(const std::string& code)
+{
+  const std::lock_guard lock(m_refused_mutex);
+  ++m_refused[code];
+}
+
+void Server::refuse_connection(tcp::socket socket, const Refusal& r)
+{
+  count_refusal(r.code);
+  auto refused = std::make_shared<Refused>(std::move(socket), error_response(r, 11, false));
+  refused->stream.expires_after(k_linger); // the write and the drain together
+  http::async_write(refused->stream, refused->res, [refused](beast::error_code ec, size_t) {
+    if (ec) {
+      return; // the stream's destructor closes the socket
+    }
+    beast::error_code ignored;
+    refused->stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    drain(refused);
+  });
+}
+
 void Server::release_cancelled()
 {
   asio::post(m_io, [this] {
@@ -1084,11 +524,22 @@ void Server::release_cancelled()
 
 json Server::status() const
 {
+  uint64_t refused = 0;
+  json by_code = json::object();
+  {
+    const std::lock_guard lock(m_refused_mutex);
+    for (const auto& [code, count] : m_refused) {
+      refused += count;
+      by_code[code] = count;
+    }
+  }
   return {{"enabled", true},
           {"listen", m_address},
           {"requests", m_requests.load()},
           {"errors", m_errors.load()},
-          {"active", m_active.load()}};
+          {"active", m_active.load()},
+          {"refused", refused},
+          {"refused_by_code", std::move(by_code)}};
 }
 
 } // namespace proxy

@@ -1,6 +1,14 @@
 #pragma once
 // The credential-injecting proxy (DESIGN.md section 10), inside the daemon.
 //
+// Who may use it: only the user the daemon runs as. Every accepted
+// connection's peer is looked up by its 4-tuple in the kernel's socket table
+// (SockDiag); another uid gets a 403 before its request is read, and a
+// placeholder is honoured only from the uid it was leased to. Refusals before
+// a valid placeholder is established are counted (status()), not audited, so
+// no one can fill the audit log through the proxy; the paths of audited lines
+// are cut to k_max_audited_path bytes.
+//
 // Threads:
 // - one proxy thread runs its own io_context: it accepts, reads request
 //   headers with Boost.Beast (asynchronously, so idle keep-alive connections
@@ -33,8 +41,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sys/types.h>
+
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -44,6 +55,9 @@
 #include <vector>
 
 namespace proxy {
+
+class Needles;
+class SockDiag;
 
 struct Grant
 {
@@ -62,6 +76,13 @@ struct Grant
   std::atomic<bool> cancelled{false};
 
   void set_spec(store::ProxySpec s);
+  // Every encoded form of `value`, to be replaced by `placeholder` in
+  // responses; built once, on first use, by whichever worker comes first.
+  const std::shared_ptr<const Needles>& scrub_needles();
+
+private:
+  std::once_flag m_needles_once;
+  std::shared_ptr<const Needles> m_needles;
 };
 
 // Why a request is not forwarded: a 4xx with a JSON body
@@ -76,6 +97,10 @@ struct Refusal
   std::string lease_id;
   std::string secret_name;
   std::string client_id;
+  // The request carried a valid placeholder of the connection's user
+  // (wrong_route, out_of_scope): audited as a proxy_request. Any refusal
+  // before that is only counted.
+  bool authenticated = false;
 };
 
 using Resolution = std::variant<std::shared_ptr<Grant>, Refusal>;
@@ -85,9 +110,11 @@ class Connection;
 class Server
 {
 public:
-  // Runs on `daemon_io`'s thread. Gets the route (the first path segment)
-  // and every placeholder-shaped token of the request.
-  using Resolve = std::function<Resolution(const std::string& route, const std::vector<std::string>& placeholders)>;
+  // Runs on `daemon_io`'s thread. Gets the route (the first path segment),
+  // every placeholder-shaped token of the request, and the uid owning the
+  // agent's end of the connection.
+  using Resolve =
+    std::function<Resolution(const std::string& route, const std::vector<std::string>& placeholders, uid_t uid)>;
   // Runs on the proxy's threads (the proxy thread and the workers), at once.
   using Audit = std::function<void(nlohmann::json line)>;
   // Runs on the proxy thread: may read only what is safe from any thread.
@@ -99,13 +126,16 @@ public:
   Server& operator=(const Server&) = delete;
 
   // Binds cfg.listen and starts the threads. Throws util::Error(io) naming
-  // the address when it cannot listen.
+  // the address when it cannot listen, or when the kernel cannot say who
+  // owns a connection (then every agent would be refused).
   void start();
   void stop();
 
   // "127.0.0.1:7700": the bound address (the real port when cfg asked for 0).
   const std::string& address() const { return m_address; }
-  // {enabled, listen, requests, errors, active}
+  // {enabled, listen, requests, errors, active, refused, refused_by_code}:
+  // `refused` counts the refusals that were not audited (another user's
+  // connections, requests without a valid placeholder), by code.
   nlohmann::json status() const;
   // Idle connections let go of cached grants whose lease has ended, so that
   // no copy of a value outlives its leases. Any thread.
@@ -117,6 +147,9 @@ private:
   void accept();
   void audit(nlohmann::json line);
   void finished(bool ok);
+  void count_refusal(const std::string& code);
+  // A 403 to a connection whose peer is not our user, without reading its request.
+  void refuse_connection(asio::ip::tcp::socket socket, const Refusal& r);
 
   config::Proxy m_cfg;
   asio::io_context& m_daemon_io;
@@ -128,11 +161,15 @@ private:
   std::unique_ptr<asio::thread_pool> m_workers;
   std::thread m_thread;
   std::string m_address;
+  const uid_t m_uid;                                   // the daemon's: the only user served
+  std::unique_ptr<SockDiag> m_diag;                    // proxy thread only
   std::set<std::shared_ptr<Connection>> m_connections; // proxy thread only
   std::atomic<bool> m_stopping{false};
   std::atomic<uint64_t> m_requests{0};
   std::atomic<uint64_t> m_errors{0};
   std::atomic<int64_t> m_active{0};
+  mutable std::mutex m_refused_mutex;
+  std::map<std::string, uint64_t> m_refused; // code -> count; the codes are a fixed few
 };
 
 } // namespace proxy

@@ -2,6 +2,9 @@
 
 #include "util/error.hpp"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -12,9 +15,21 @@ namespace {
 using util::Errc;
 using util::Error;
 
+// A literal loopback address (127.0.0.0/8 as a dotted quad, ::1 in any
+// spelling), or "localhost". Not any name that starts with "127.": DNS
+// decides where "127.evil.example" goes.
 bool is_loopback(std::string_view host)
 {
-  return host == "localhost" || host == "[::1]" || host.starts_with("127.");
+  if (host == "localhost") {
+    return true;
+  }
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') {
+    const std::string inner(host.substr(1, host.size() - 2));
+    in6_addr a6{};
+    return ::inet_pton(AF_INET6, inner.c_str(), &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
+  }
+  in_addr a4{};
+  return ::inet_pton(AF_INET, std::string(host).c_str(), &a4) == 1 && (ntohl(a4.s_addr) >> 24) == 127;
 }
 
 std::string lower(std::string_view s)

@@ -951,11 +951,14 @@ class ProxyMisc(ProxyTestCase):
 
     def test_audit_lines(self):
         h = self.proxy_home()
-        self.add_proxy(h, "au")
+        self.add_proxy(h, "au", VALUE, None, "--allow-method", "POST")
         res = self.lease(h, "au")
         ph = res["value"]
         self.assertEqual(request(h.port, "POST", "/au/echo?secret=query", bearer(ph), b"some body bytes").status, 200)
+        # Without a valid placeholder: counted in status, not audited (anyone could send it).
         self.assertEqual(request(h.port, "GET", "/au/echo", bearer("as_" + "0" * 32)).status, 407)
+        # With one, out of scope: audited.
+        self.assertEqual(request(h.port, "GET", "/au/echo", bearer(ph)).status, 407)
         proxy_lines = lambda: [e for e in h.audit_entries() if e.get("action") == "proxy_request"]  # noqa: E731
         wait_until(lambda: len(proxy_lines()) >= 2, timeout=5)
         lines = proxy_lines()
@@ -978,6 +981,9 @@ class ProxyMisc(ProxyTestCase):
         self.assertEqual(bad.get("status"), 407, bad)
         self.assertIs(bad.get("success"), False, bad)
         self.assertEqual(bad.get("method"), "GET", bad)
+        self.assertEqual(bad.get("details"), "out_of_scope", bad)
+        self.assertEqual(bad.get("lease_id"), res["lease_id"], bad)
+        self.assertEqual(h.status()["proxy"].get("refused_by_code"), {"unknown_placeholder": 1})
         log = h.read("audit.log")
         out = h.daemon_output().encode()
         for needle in (VALUE, ph, "some body bytes", "secret=query"):

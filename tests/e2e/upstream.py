@@ -16,12 +16,23 @@ Endpoints (matched on the last path segment, any prefix):
     */echo-key         the received Authorization / x-api-key / query in the body
                        and the Authorization (else x-api-key) in header x-echo;
                        ?split=1: text "key=<auth>;end", chunked, the key cut in two pieces
+    */echo-forms?enc=E[&split=N]   the received key (Bearer token, x-api-key, or the whole
+                       Authorization value with enc=basic) as a program might echo it:
+                       E = raw, base64, base64url, base64-1, base64-2 (after 1 or 2 bytes of
+                       prefix), percent, percent-lower, form, unicode (\\u00xx every byte),
+                       unicode-upper, hex, hex-upper, basic, all; in the body and in header
+                       x-echo-form; split=N: chunked, N bytes a piece
+    */gzip-key?coding=C[&chunked=1]   ignores Accept-Encoding: the key in a JSON body encoded
+                       with C = gzip, x-gzip, deflate (zlib), raw-deflate, or br (a fake: the
+                       body is plain JSON labelled br, so passing it on would leak the key)
     */hop              a JSON answer with hop-by-hop headers (Connection: X-Custom-Hop,
                        X-Custom-Hop, Keep-Alive, Proxy-Connection) and an end-to-end X-Kept
     */slow?seconds=S   sleeps, then a small JSON answer
 Anything else: 404 JSON.
 """
 
+import base64
+import gzip
 import hashlib
 import http.server
 import json
@@ -32,9 +43,40 @@ import subprocess
 import threading
 import time
 import urllib.parse
+import zlib
 
 PIECE = 64 * 1024
 PATTERN = bytes(range(256)) * (PIECE // 256)  # one 64 KiB piece, repeated
+
+
+def encode_form(key, enc):
+    """`key` (str) as an upstream might write it back; see echo-forms above."""
+    b = key.encode()
+    if enc == "raw":
+        return key
+    if enc in ("base64", "base64url", "base64-1", "base64-2"):
+        prefix = b"x" * {"base64-1": 1, "base64-2": 2}.get(enc, 0)
+        f = base64.urlsafe_b64encode if enc == "base64url" else base64.b64encode
+        return f(prefix + b + b"!").decode()
+    if enc == "percent":
+        return urllib.parse.quote(key, safe="")
+    if enc == "percent-lower":
+        return "".join(c if c.isalnum() or c in "-._~" else "%%%02x" % ord(c) for c in key)
+    if enc == "form":
+        return urllib.parse.quote_plus(key, safe="")
+    if enc == "unicode":
+        return "".join("\\u%04x" % c for c in b)
+    if enc == "unicode-upper":
+        return "".join("\\u%04X" % c for c in b)
+    if enc == "hex":
+        return b.hex()
+    if enc == "hex-upper":
+        return b.hex().upper()
+    raise ValueError(enc)
+
+
+FORMS = ["raw", "base64", "base64url", "base64-1", "base64-2", "percent", "percent-lower", "form", "unicode",
+         "unicode-upper", "hex", "hex-upper"]
 
 
 def pattern_sha256(n):
@@ -163,6 +205,65 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return
             self.send_json({"authorization": headers.get("authorization"), "x-api-key": headers.get("x-api-key"),
                             "query": u.query}, extra=[("x-echo", auth)])
+        elif ep == "echo-forms":
+            self.read_body()
+            auth = headers.get("authorization") or ""
+            key = headers.get("x-api-key") or (auth[7:] if auth.startswith("Bearer ") else "")
+            enc = q.get("enc", "raw")
+            if enc == "basic":
+                text = auth
+            elif enc == "all":
+                text = json.dumps({f: encode_form(key, f) for f in FORMS})
+            else:
+                text = encode_form(key, enc)
+            body = ("form=" + text + ";end").encode()
+            header = text if enc != "all" else encode_form(key, "base64")
+            split = int(q.get("split", "0"))
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("X-Echo-Form", header)
+            if split:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for i in range(0, len(body), split):
+                    piece = body[i:i + split]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                    self.wfile.flush()
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            self.wfile.flush()
+        elif ep == "gzip-key":
+            self.read_body()
+            auth = headers.get("authorization") or headers.get("x-api-key") or ""
+            plain = json.dumps({"authorization": auth, "pad": "p" * 300}).encode()
+            coding = q.get("coding", "gzip")
+            if coding in ("gzip", "x-gzip"):
+                body = gzip.compress(plain)
+            elif coding == "deflate":
+                body = zlib.compress(plain)
+            elif coding == "raw-deflate":
+                c = zlib.compressobj(9, zlib.DEFLATED, -15)
+                body = c.compress(plain) + c.flush()
+            else:
+                body = plain  # "br": not brotli at all; a proxy that passes it on leaks the key
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Encoding", "deflate" if coding == "raw-deflate" else coding)
+            if q.get("chunked") == "1":
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                for i in range(0, len(body), 7):
+                    piece = body[i:i + 7]
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                self.wfile.write(b"0\r\n\r\n")
+            else:
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            self.wfile.flush()
         elif ep == "hop":
             self.read_body()
             self.send_json({"hop": True}, extra=[("Connection", "X-Custom-Hop"), ("X-Custom-Hop", "1"),

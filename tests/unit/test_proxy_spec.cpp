@@ -33,6 +33,24 @@ TEST_CASE("proxy: base URLs")
   }
 }
 
+TEST_CASE("proxy: http:// base URLs must name a literal loopback address")
+{
+  for (const char* good : {"http://127.0.0.1:8080/v1", "http://127.255.0.9", "http://localhost:1", "http://[::1]:80",
+                           "http://[0:0:0:0:0:0:0:1]/x", "https://127.evil.example"}) {
+    CAPTURE(good);
+    CHECK(parse_base_url(good));
+  }
+  std::string why;
+  // A name is resolved by DNS: "127." in it says nothing about where it goes.
+  for (const char* bad : {"http://127.evil.example/v1", "http://127.0.0.1.evil.example", "http://127.example",
+                          "http://127.1", "http://127.0.0.1.", "http://128.0.0.1", "http://[::2]", "http://[::ffff:127.0.0.1]",
+                          "http://localhost.evil.example", "http://0.0.0.0"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_base_url(bad, &why));
+    CHECK(why.find("loopback") != std::string::npos);
+  }
+}
+
 TEST_CASE("proxy: make_spec fills defaults and refuses what it cannot enforce")
 {
   auto spec = make_spec("https://api.example.com/v1/", {}, {}, "");
