@@ -16,6 +16,7 @@ Paths paths_for(const std::string& home)
   p.identity = home + "/identity.age";
   p.secrets = home + "/secrets.age";
   p.leases = home + "/leases.json";
+  p.state = home + "/state.json";
   p.audit = home + "/audit.log";
   p.config = home + "/config.json";
   p.socket = home + "/agent-secrets.sock";
