@@ -155,6 +155,8 @@ const std::vector<std::pair<std::string, std::string>> k_commands = {
   {"revoke LEASE_ID | --all [--rotate] [--wipe --yes]", "end one lease, or every lease (the killswitch)"},
   {"renew LEASE_ID [--ttl D]", "extend a live lease, up to max_lease_ttl from its creation"},
   {"rotate NAME", "run the secret's rotation hook"},
+  {"versions NAME", "list the values a secret had before (numbers and dates, never values)"},
+  {"rollback NAME [--to N]", "restore an earlier value (default: the previous one); the replaced one is kept"},
   {"remove NAME", "delete a secret and revoke its leases"},
   {"audit [--tail N] [--verify]", "show or verify the hash-chained audit log"},
   {"status [--reset]", "show the daemon's state; --reset clears a tripped heartbeat"},
@@ -485,6 +487,7 @@ int run(int argc, char** argv)
     };
   });
 
+  add_version_commands(app, action);
   add_exec_command(app, action);
   add_env_commands(app, action);
   add_mcp_command(app, action);

@@ -88,7 +88,7 @@ util::UniqueFd lock_pid_file(const util::Paths& paths)
 // pid lock, so no other writer is running.
 void remove_stale_temp_files(const util::Paths& paths)
 {
-  for (const auto* file : {&paths.secrets, &paths.leases}) {
+  for (const auto* file : {&paths.secrets, &paths.leases, &paths.state}) {
     const std::string dir = util::dirname_of(*file);
     const std::string prefix = file->substr(dir.size() + 1) + ".tmp.";
     std::unique_ptr<DIR, int (*)(DIR*)> d(::opendir(dir.c_str()), ::closedir);
@@ -273,7 +273,7 @@ void serve(const util::Paths& home_paths, const ServeOptions& options)
   log.set_on_error([](const std::string& message) { spdlog::error("audit log write failed: {}", message); });
 
   // Restore: snapshot, then the audit lines after it (the write-ahead log).
-  const auto snapshot = read_leases_snapshot(paths.leases);
+  const auto snapshot = read_lease_snapshot(paths); // leases.json (Go's array) + state.json (ours)
   for (const auto& l : snapshot.leases) {
     state.leases.restore(l);
   }

@@ -1,4 +1,4 @@
-// secrets.add, secrets.list, secrets.delete, secrets.get
+// secrets.add, secrets.list, secrets.delete, secrets.get, secrets.versions, secrets.rollback
 #include "daemon/state.hpp"
 #include "proxy/spec.hpp"
 #include "util/error.hpp"
@@ -139,6 +139,63 @@ json get(State& s, const Request& r)
                     "secrets lease NAME");
 }
 
+// The values a secret had before, newest first: numbers and dates, never a value.
+json versions(State& s, const Request& r)
+{
+  const std::string name = required_string(r.params, "name");
+  const auto* secret = s.store->find(name);
+  if (!secret) {
+    throw util::Error(util::Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+  }
+  json list = json::array();
+  for (size_t i = 0; i < secret->versions.size(); ++i) {
+    list.push_back({{"version", i + 1}, {"replaced_at", util::format_rfc3339_nano(secret->versions[i].created_at)}});
+  }
+  json current = {{"updated_at", util::format_rfc3339_nano(secret->info.updated_at)}};
+  if (secret->info.last_rotated) {
+    current["last_rotated"] = util::format_rfc3339_nano(*secret->info.last_rotated);
+  }
+  return {{"name", name},
+          {"current", std::move(current)},
+          {"versions", std::move(list)},
+          {"count", secret->versions.size()},
+          {"max_versions", store::k_max_versions}};
+}
+
+// Like every store change it ends no lease; the store's generation moves on,
+// so the proxy's cached grants take the restored value.
+json rollback(State& s, const Request& r)
+{
+  const std::string name = required_string(r.params, "name");
+  const int64_t to = optional_int(r.params, "to", 1);
+  if (to < 1) {
+    throw util::Error(util::Errc::invalid_params, "invalid params: field to must be a version number, 1 or more",
+                      "secrets versions " + name);
+  }
+  if (s.wiped) {
+    s.check_not_tripped(); // the store is gone, versions and all
+  }
+  const auto* secret = s.store->find(name);
+  if (secret && secret->info.proxy && static_cast<size_t>(to) <= secret->versions.size()) {
+    // An older value may predate the proxy spec; the header rule holds for it too.
+    check_proxy_value(name, secret->versions[static_cast<size_t>(to) - 1].value.view(), *secret->info.proxy);
+  }
+  const auto replaced_at = s.store->rollback(name, static_cast<size_t>(to));
+  const auto& info = s.store->find(name)->info;
+  s.audit({{"action", "secret_rollback"},
+           {"secret_name", name},
+           {"details", "restored version " + std::to_string(to) + " (replaced at " + util::format_rfc3339_ms(replaced_at)
+                         + "); the value it replaced is now version 1"},
+           {"version", to},
+           {"proxy_only", info.proxy.has_value()}},
+          &r.peer);
+  return {{"success", true},
+          {"message", "secret " + name + " rolled back to version " + std::to_string(to)},
+          {"name", name},
+          {"version", to},
+          {"updated_at", util::format_rfc3339_nano(info.updated_at)}};
+}
+
 } // namespace
 
 void add_secret_methods(MethodTable& table)
@@ -147,6 +204,8 @@ void add_secret_methods(MethodTable& table)
   table.emplace("secrets.list", Method{list, nullptr});
   table.emplace("secrets.delete", Method{remove, "secret_delete"});
   table.emplace("secrets.get", Method{get, nullptr});
+  table.emplace("secrets.versions", Method{versions, nullptr});
+  table.emplace("secrets.rollback", Method{rollback, "secret_rollback"});
 }
 
 } // namespace server

@@ -243,7 +243,11 @@ void State::write_snapshot()
 {
   const uint64_t seq = log.last_seq();
   log.wait_durable(seq);
-  write_leases_snapshot(paths.leases, seq, leases.snapshot(), last_leased, files);
+  write_lease_snapshot(paths, LeaseSnapshot{.audit_seq = seq,
+                                      .leases = leases.snapshot(),
+                                      .last_leased = last_leased,
+                                      .files = files,
+                                      .taken_at = clock.now()});
   m_snapshot_dirty = false;
   m_snapshot_at = std::chrono::steady_clock::now();
 }
@@ -259,7 +263,11 @@ bool State::snapshot_due() const
 
 void State::write_snapshot_async()
 {
-  auto copy = std::make_shared<LeaseSnapshot>(LeaseSnapshot{log.last_seq(), leases.snapshot(), last_leased, files});
+  auto copy = std::make_shared<LeaseSnapshot>(LeaseSnapshot{.audit_seq = log.last_seq(),
+                                                            .leases = leases.snapshot(),
+                                                            .last_leased = last_leased,
+                                                            .files = files,
+                                                            .taken_at = clock.now()});
   auto released = std::make_shared<std::vector<lease::Revoked>>(std::move(m_released));
   m_released.clear();
   m_snapshot_dirty = false;
@@ -274,7 +282,7 @@ void State::write_snapshot_async()
     bool ok = true;
     try {
       log.wait_durable(copy->audit_seq); // never ahead of the log it is replayed from
-      write_leases_snapshot(paths.leases, copy->audit_seq, copy->leases, copy->last_leased, copy->files);
+      write_lease_snapshot(paths, *copy);
     } catch (const std::exception& e) {
       spdlog::error("failed to write the lease snapshot: {}", e.what());
       ok = false;

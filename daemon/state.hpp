@@ -69,8 +69,8 @@ public:
   lease::Table leases;
   Settings settings;
   util::TimePoint started_at;
-  std::map<std::string, util::TimePoint> last_leased; // health's index, kept in leases.json
-  std::map<std::string, std::set<std::string>> files;  // secrets env: path -> live leases, kept in leases.json
+  std::map<std::string, util::TimePoint> last_leased; // health's index, kept in state.json
+  std::map<std::string, std::set<std::string>> files;  // secrets env: path -> live leases, kept in state.json
 
   // Appends an audit line with the peer; the reply of the request being
   // handled waits until it is durable.
@@ -117,7 +117,7 @@ public:
 
   void mark_dirty() { m_snapshot_dirty = true; }
   bool snapshot_dirty() const { return m_snapshot_dirty; }
-  // Writes leases.json covering every line appended so far (waits until they are durable first).
+  // Writes leases.json and state.json covering every line appended so far (waits until they are durable first).
   void write_snapshot();
   // The periodic snapshot: due when dirty, not sooner than k_snapshot_interval
   // (longer for big tables); copies the table here and writes it on a worker.

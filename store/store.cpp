@@ -1,5 +1,6 @@
 #include "store/store.hpp"
 
+#include "store/age/primitives.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
 #include "util/time.hpp"
@@ -88,6 +89,62 @@ ProxySpec proxy_from_json(const json& j, const std::string& name, const std::str
     throw bad();
   }
   return spec;
+}
+
+// A malformed "versions" member stops the load too: the next write would drop
+// the values it holds.
+std::vector<Version> versions_from_json(const json& j, const std::string& name, const std::string& path,
+                                        const std::string& fix)
+{
+  std::vector<Version> out;
+  if (j.is_null()) {
+    return out;
+  }
+  auto bad = [&] {
+    return Error(Errc::decryption, path + ": secret " + name + " has a malformed \"versions\" member", fix);
+  };
+  if (!j.is_array()) {
+    throw bad();
+  }
+  for (const auto& item : j) {
+    if (!item.is_object() || !item.contains("value") || !item["value"].is_string() || !item.contains("created_at")
+        || !item["created_at"].is_string()) {
+      throw bad();
+    }
+    const auto t = util::parse_rfc3339(item["created_at"].get<std::string>());
+    if (!t) {
+      throw bad();
+    }
+    out.push_back(Version{age::SecretBuffer(item["value"].get_ref<const std::string&>()), *t});
+  }
+  return out;
+}
+
+Secret copy_of(const Secret& s)
+{
+  Secret out;
+  out.info = s.info;
+  out.value = age::SecretBuffer(s.value.view());
+  out.versions.reserve(s.versions.size() + 1);
+  for (const auto& v : s.versions) {
+    out.versions.push_back(Version{age::SecretBuffer(v.value.view()), v.created_at});
+  }
+  return out;
+}
+
+// Before `next` replaces the secret's value: the old value becomes version 1,
+// and the oldest beyond k_max_versions is dropped (and wiped). Putting back
+// the same bytes replaces nothing, so it keeps no copy.
+void keep_replaced(Secret& s, const age::SecretBuffer& next, util::TimePoint now)
+{
+  if (age::primitives::equal_constant_time(age::primitives::bytes_of(s.value.view()),
+                                           age::primitives::bytes_of(next.view()))) {
+    return;
+  }
+  s.versions.insert(s.versions.begin(), Version{std::move(s.value), now});
+  if (s.versions.size() > k_max_versions) {
+    s.versions.erase(s.versions.begin() + k_max_versions, s.versions.end());
+  }
 }
 
 // An age-encrypted identity (init --passphrase, or `age -p` by hand).
@@ -224,6 +281,9 @@ std::unique_ptr<Store> Store::open(const util::Paths& paths, const util::Clock& 
     if (const auto it = entry.find("proxy"); it != entry.end() && !it->is_null()) {
       s.info.proxy = proxy_from_json(*it, name, paths.secrets, fix);
     }
+    if (const auto it = entry.find("versions"); it != entry.end()) {
+      s.versions = versions_from_json(*it, name, paths.secrets, fix);
+    }
     s.value = age::SecretBuffer(entry["value"].get_ref<const std::string&>());
     store->m_secrets.emplace(name, std::move(s));
   }
@@ -233,6 +293,25 @@ std::unique_ptr<Store> Store::open(const util::Paths& paths, const util::Clock& 
 Store::Store(util::Paths paths, const util::Clock& clock, std::vector<age::X25519Recipient> recipients)
   : m_paths(std::move(paths)), m_clock(clock), m_recipients(std::move(recipients))
 {
+}
+
+template <typename Change>
+const SecretInfo& Store::update(std::map<std::string, Secret>::iterator it, Change change)
+{
+  // A copy is changed and swapped in, so a failed write puts back exactly
+  // what was there (its versions included); the copy's buffers are wiped
+  // when it goes.
+  Secret next = copy_of(it->second);
+  change(next);
+  ++m_generation;
+  std::swap(it->second, next);
+  try {
+    persist();
+  } catch (...) {
+    std::swap(it->second, next);
+    throw;
+  }
+  return it->second.info;
 }
 
 const Secret* Store::find(const std::string& name) const
@@ -266,32 +345,32 @@ const SecretInfo& Store::add(const std::string& name, age::SecretBuffer value, s
   if (it != m_secrets.end() && !force) {
     throw Error(Errc::already_exists, "secret " + name + " already exists", "secrets add " + name + " --force");
   }
+  if (it != m_secrets.end()) {
+    return update(it, [&](Secret& s) {
+      s.info.updated_at = now;
+      if (rotate_via) {
+        s.info.rotate_via = *rotate_via;
+      }
+      if (proxy) {
+        s.info.proxy = std::move(proxy);
+      }
+      keep_replaced(s, value, now);
+      s.value = std::move(value);
+    });
+  }
   ++m_generation;
-  std::optional<Secret> previous;
-  if (it == m_secrets.end()) {
-    Secret fresh;
-    fresh.info.name = name;
-    fresh.info.created_at = now;
-    it = m_secrets.emplace(name, std::move(fresh)).first;
-  } else {
-    previous.emplace(Secret{it->second.info, std::move(it->second.value)});
-  }
-  it->second.info.updated_at = now;
-  if (rotate_via) {
-    it->second.info.rotate_via = *rotate_via;
-  }
-  if (proxy) {
-    it->second.info.proxy = std::move(proxy);
-  }
-  it->second.value = std::move(value);
+  Secret fresh;
+  fresh.info.name = name;
+  fresh.info.created_at = now;
+  fresh.info.updated_at = now;
+  fresh.info.rotate_via = rotate_via.value_or("");
+  fresh.info.proxy = std::move(proxy);
+  fresh.value = std::move(value);
+  it = m_secrets.emplace(name, std::move(fresh)).first;
   try {
     persist();
   } catch (...) {
-    if (previous) {
-      it->second = std::move(*previous);
-    } else {
-      m_secrets.erase(it);
-    }
+    m_secrets.erase(it);
     throw;
   }
   return it->second.info;
@@ -318,18 +397,46 @@ void Store::mark_rotated(const std::string& name, std::optional<age::SecretBuffe
   if (it == m_secrets.end()) {
     throw Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
   }
-  ++m_generation;
-  Secret previous{it->second.info, std::move(it->second.value)};
   const auto now = m_clock.now();
-  it->second.info.last_rotated = now;
-  it->second.info.updated_at = now;
-  it->second.value = new_value ? std::move(*new_value) : age::SecretBuffer(previous.value.view());
-  try {
-    persist();
-  } catch (...) {
-    it->second = std::move(previous);
-    throw;
+  update(it, [&](Secret& s) {
+    s.info.last_rotated = now;
+    s.info.updated_at = now;
+    if (new_value) {
+      keep_replaced(s, *new_value, now);
+      s.value = std::move(*new_value);
+    }
+  });
+}
+
+util::TimePoint Store::rollback(const std::string& name, size_t number)
+{
+  const auto it = m_secrets.find(name);
+  if (it == m_secrets.end()) {
+    throw Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
   }
+  const size_t kept = it->second.versions.size();
+  if (kept == 0) {
+    throw Error(Errc::invalid_params, "secret " + name + " has no earlier version to roll back to",
+                "secrets versions " + name);
+  }
+  if (number < 1 || number > kept) {
+    throw Error(Errc::invalid_params,
+                "secret " + name + " has no version " + std::to_string(number) + ": it keeps "
+                  + std::to_string(kept) + (kept == 1 ? " (version 1)" : " (versions 1 to " + std::to_string(kept) + ")"),
+                "secrets versions " + name);
+  }
+  const auto restored_from = it->second.versions[number - 1].created_at;
+  const auto now = m_clock.now();
+  update(it, [&](Secret& s) {
+    auto picked = s.versions.begin() + static_cast<std::ptrdiff_t>(number - 1);
+    age::SecretBuffer value = std::move(picked->value);
+    s.versions.erase(picked);
+    // The same number of versions as before: nothing is dropped.
+    s.versions.insert(s.versions.begin(), Version{std::move(s.value), now});
+    s.value = std::move(value);
+    s.info.updated_at = now;
+  });
+  return restored_from;
 }
 
 void Store::persist() const
@@ -354,6 +461,14 @@ void Store::persist() const
                         {"allow_methods", s.info.proxy->allow_methods},
                         {"allow_paths", s.info.proxy->allow_paths},
                         {"inject", s.info.proxy->inject}};
+    }
+    if (!s.versions.empty()) {
+      json versions = json::array();
+      for (const auto& v : s.versions) {
+        versions.push_back({{"value", std::string(v.value.view())},
+                            {"created_at", util::format_rfc3339_nano(v.created_at)}});
+      }
+      entry["versions"] = std::move(versions);
     }
     doc["secrets"][name] = std::move(entry);
   }

@@ -3,9 +3,10 @@
 // recipient, holding the Go agent-secrets plaintext schema
 //   {"version":1,"secrets":{NAME:{"name","created_at","updated_at",
 //                                 "rotate_via"?,"last_rotated","value",
-//                                 "proxy"?}}}
+//                                 "proxy"?,"versions"?}}}
 // so that a Go home directory works unchanged and `age -d -i identity.age
-// secrets.age` shows it.
+// secrets.age` shows it. "proxy" and "versions" are ours; the Go daemon
+// ignores them when it reads the file, and drops them when it next writes it.
 //
 // Contract:
 // - open() refuses (throws util::Error with a fix) on bad permissions, a
@@ -15,6 +16,10 @@
 // - Every mutation writes the whole file atomically before it returns; if the
 //   write fails, memory is rolled back and the old file is untouched.
 // - Values live in age::SecretBuffer (wiped on free); temporaries are wiped.
+// - No change destroys a value: add --force, a rotation that changes the value
+//   and a rollback keep the value they replace as version 1 of the secret's
+//   `versions` (newest first, at most k_max_versions). remove and forget_all
+//   drop the versions with the secret.
 // - Not thread-safe: the daemon calls it from its io thread.
 
 #include "store/age/age.hpp"
@@ -55,10 +60,21 @@ struct SecretInfo
   std::optional<ProxySpec> proxy; // set: proxy-only
 };
 
+// A value the secret had before. In the file: {"value","created_at"}.
+struct Version
+{
+  age::SecretBuffer value;
+  util::TimePoint created_at; // when it was replaced and kept
+};
+
+// How many replaced values each secret keeps.
+inline constexpr size_t k_max_versions = 5;
+
 struct Secret
 {
   SecretInfo info;
   age::SecretBuffer value;
+  std::vector<Version> versions; // newest first: versions[0] is version 1
 };
 
 // Names are what a user would put in an env var or a file name.
@@ -86,6 +102,13 @@ public:
   void remove(const std::string& name);
   // After a rotation: a new value (or none, if unchanged) and last_rotated = now.
   void mark_rotated(const std::string& name, std::optional<age::SecretBuffer> new_value);
+  // Makes version `number` (1 = the newest kept) the value again; the value
+  // it replaces becomes version 1, so a rollback can itself be rolled back.
+  // rotate_via and proxy are the secret's and stay as they are: a proxy-only
+  // secret stays proxy-only whatever value it holds. Throws
+  // Errc::secret_not_found, or Errc::invalid_params for a number that is not
+  // in [1, versions.size()]. Returns the restored version's created_at.
+  util::TimePoint rollback(const std::string& name, size_t number);
 
   // After the killswitch wiped the files: drop (and wipe) every value in memory.
   void forget_all()
@@ -101,6 +124,10 @@ public:
 private:
   Store(util::Paths paths, const util::Clock& clock, std::vector<age::X25519Recipient> recipients);
   void persist() const;
+  // Applies `change` to a copy of the secret, swaps it in and persists; if
+  // the write fails, the secret is put back as it was.
+  template <typename Change>
+  const SecretInfo& update(std::map<std::string, Secret>::iterator it, Change change);
 
   util::Paths m_paths;
   const util::Clock& m_clock;

@@ -12,6 +12,7 @@ struct Paths
   std::string identity;
   std::string secrets;
   std::string leases;
+  std::string state; // state.json: our lease state beside Go's leases.json
   std::string audit;
   std::string config;
   std::string socket;

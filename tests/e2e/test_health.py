@@ -1,6 +1,6 @@
 """secrets health: the Go report (expiring leases, missing hooks, stale
 secrets), read from the daemon's last_leased index, which survives restarts
-in leases.json."""
+in state.json."""
 import datetime as dt
 import json
 import os
@@ -48,7 +48,7 @@ class Health(E2ETestCase):
     def test_index_survives_restart_and_marks_stale_secrets(self):
         self.home.lease_json("plain")
         self.home.stop()
-        path = self.home.file("leases.json")
+        path = self.home.file("state.json")
         with open(path) as f:
             snap = json.load(f)
         self.assertIn("plain", snap["last_leased"])

@@ -4,8 +4,10 @@ taken over, refusal to start on a corrupt or exposed home, audit tampering,
 single instance, and no secret value in any log (DESIGN.md 2, 5, 6)."""
 
 import datetime as dt
+import http.client
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -130,23 +132,28 @@ class Restart(E2ETestCase):
         home.run_json("revoke", b["lease_id"])
         rc = home.stop()
         self.assertEqual(rc, 0, "secrets serve should exit 0 on SIGTERM")
-        snap = json.loads(home.read("leases.json"))
-        self.assertEqual(snap.get("version"), 1, snap)
-        self.assertIsInstance(snap.get("audit_seq"), int, snap)
-        self.assertEqual(len(snap["leases"]), 1, snap)
-        l = snap["leases"][0]
-        self.assertEqual(l.get("id", l.get("lease_id")), a["lease_id"])
+        leases = json.loads(home.read("leases.json"))
+        self.assertIsInstance(leases, list, leases)  # Go's array
+        self.assertEqual(len(leases), 1, leases)
+        l = leases[0]
+        self.assertEqual(l["id"], a["lease_id"])
         self.assertEqual(l["secret_name"], "tok")
         self.assertEqual(l["client_id"], "c1")
+        self.assertIs(l["revoked"], False)
         self.assertEqual(parse_time(l["expires_at"]), parse_time(a["expires_at"]))
         parse_time(l["created_at"])
-        self.assertNotIn("value", [k for k, _ in walk_json(snap)])
-        self.assertNotIn(b"s3cret-VALUE", home.read("leases.json"))
+        state = json.loads(home.read("state.json"))
+        self.assertEqual(state.get("version"), 1, state)
+        self.assertIsInstance(state.get("audit_seq"), int, state)
+        self.assertEqual(set(state["leases"]), {a["lease_id"]}, state)
+        for name in ("leases.json", "state.json"):
+            self.assertNotIn("value", [k for k, _ in walk_json(json.loads(home.read(name)))])
+            self.assertNotIn(b"s3cret-VALUE", home.read(name))
         entries = home.audit_entries()
         self.assertEqual(entries[-1]["action"], "daemon_stop", entries[-1])
         revoke_seq = [e["seq"] for e in entries if e["action"] == "lease_revoke"][0]
-        self.assertGreaterEqual(snap["audit_seq"], revoke_seq)
-        self.assertLessEqual(snap["audit_seq"], entries[-1]["seq"])
+        self.assertGreaterEqual(state["audit_seq"], revoke_seq)
+        self.assertLessEqual(state["audit_seq"], entries[-1]["seq"])
         self.assertFalse(os.path.exists(home.socket), "the socket is removed on a clean stop")
         self.assertEqual(harness.file_mode(home.path), 0o700)
         for name in os.listdir(home.path):
@@ -309,7 +316,7 @@ class RefuseToStart(E2ETestCase):
 
     def test_exposed_files(self):
         for name, mode in (("secrets.age", 0o644), ("secrets.age", 0o640), ("identity.age", 0o604),
-                           ("audit.log", 0o644), ("leases.json", 0o660)):
+                           ("audit.log", 0o644), ("leases.json", 0o660), ("state.json", 0o640)):
             os.chmod(self.home.file(name), mode)
             self.assert_refuses("%s %o" % (name, mode), "chmod 600")
             self.assertEqual(harness.file_mode(self.home.file(name)), mode, "the daemon must not chmod for us")
@@ -403,7 +410,7 @@ class NoLeaks(E2ETestCase):
         home.restart()
         home.run("lease", "api")
         home.stop()
-        files = {name: home.read(name) for name in ("audit.log", "daemon.log", "leases.json")}
+        files = {name: home.read(name) for name in ("audit.log", "daemon.log", "leases.json", "state.json")}
         files["daemon stdout/stderr"] = home.daemon_output().encode()
         for name, data in files.items():
             self.assertNotIn(b"s3cret-VALUE", data, "a secret value leaked into %s" % name)
@@ -517,14 +524,15 @@ class GoHome(E2ETestCase):
         self.assertEqual(doc["secrets"]["x"]["value"], "go-value-x")
         self.assertEqual(parse_time(doc["secrets"]["x"]["created_at"]), parse_time(self.created))
         self.assertEqual(home.read("identity.age"), self.identity, "identity.age must not be rewritten")
-        # And it all survives a restart in our own snapshot format.
+        # And it all survives a restart; leases.json stays Go's array, our state is beside it.
         lid = home.lease_json("x")["lease_id"]
         before = set(lease_ids(home))
         self.assertIn(lid, before)
         home.restart()
         self.assertEqual(set(lease_ids(home)), before)
         self.assertNotIn(self.LIVE, before)
-        self.assertEqual(json.loads(home.read("leases.json")).get("version"), 1)
+        go_decode_leases(home.read("leases.json"))
+        self.assertEqual(json.loads(home.read("state.json")).get("version"), 1)
         self.assertIs(home.run_json("audit", "--verify")["ok"], True)
         self.assertEqual(home.audit_lines()[:2], self.go_audit)
 
@@ -551,6 +559,262 @@ class GoHome(E2ETestCase):
         home.add("first", b"one")
         self.assertEqual(home.run("lease", "first").out, b"one")
         self.assertEqual(sorted(age_decrypt(home)["secrets"]), ["first"])
+
+
+# The Go daemon's types.Lease, which it decodes leases.json into ([]*types.Lease,
+# encoding/json): it refuses to start when that fails.
+GO_LEASE_FIELDS = {"id": str, "secret_name": str, "client_id": str, "created_at": str, "expires_at": str,
+                   "revoked": bool}
+# time.Time's UnmarshalJSON: RFC 3339, fractional seconds optional, Z or a numeric offset.
+GO_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$")
+
+
+def go_decode_leases(data):
+    """Decodes leases.json as the Go daemon does, and more strictly: exactly its
+    fields with its types. Returns the leases; fails the test otherwise."""
+    doc = json.loads(data)
+    if doc is None:
+        return []
+    if not isinstance(doc, list):
+        raise AssertionError("leases.json is not Go's array of leases: %r" % (data[:200],))
+    for item in doc:
+        if not isinstance(item, dict) or set(item) != set(GO_LEASE_FIELDS):
+            raise AssertionError("a lease in leases.json has other fields than Go's: %r" % (item,))
+        for field, kind in GO_LEASE_FIELDS.items():
+            if not isinstance(item[field], kind):
+                raise AssertionError("leases.json: %s is not a %s: %r" % (field, kind.__name__, item))
+        for field in ("created_at", "expires_at"):
+            if not GO_TIME_RE.match(item[field]):
+                raise AssertionError("leases.json: %s is not RFC 3339 as Go reads it: %r" % (field, item))
+    return doc
+
+
+def start_holder():
+    """A process that lives until we end it: the holder a lease binds to."""
+    return subprocess.Popen(["sleep", "600"])
+
+
+def proxy_answer(port, name, placeholder):
+    """The status the proxy answers a request carrying this placeholder with:
+    407 when it does not take it; anything else means it did (here 502: the
+    upstream, 127.0.0.1:9, refuses the connection)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", "/%s/v1/x" % name, headers={"Authorization": "Bearer " + placeholder})
+        resp = conn.getresponse()
+        resp.read()
+        return resp.status
+    finally:
+        conn.close()
+
+
+class GoFormat(E2ETestCase):
+    """After our daemon ran, the Go daemon can still start on the home: leases.json
+    is Go's array; bindings, placeholders and the rest are in state.json."""
+
+    def setUp(self):
+        home = self.new_home(serve=False)
+        home.write_config({"proxy": {"listen": "127.0.0.1:0"}})
+        home.serve()
+        self.home = home
+        self.holder = start_holder()
+        self.addCleanup(self.holder.wait)
+        self.addCleanup(self.holder.kill)
+
+    def port(self):
+        return int(self.home.status()["proxy"]["listen"].rpartition(":")[2])
+
+    def test_leases_json_is_gos_array_after_bound_proxy_and_renewed_leases(self):
+        home = self.home
+        home.add("tok", b"s3cret-VALUE-zz91")
+        home.add("api", b"s3cret-VALUE-zz92", "--proxy-only", "--base-url", "http://127.0.0.1:9")
+        plain = home.lease_json("tok", "--bind", "none", "--client-id", "plain")["lease_id"]
+        bound = home.lease_json("tok", "--bind", str(self.holder.pid))["lease_id"]
+        proxied = home.lease_json("api", "--bind", "none")
+        renewed = home.lease_json("tok", "--bind", "none", "--ttl", "10m")["lease_id"]
+        home.run_json("renew", renewed, "--ttl", "2h")
+        gone = home.lease_json("tok", "--bind", "none")["lease_id"]
+        home.run_json("revoke", gone)
+        live = {plain, bound, proxied["lease_id"], renewed}
+        self.assertNotEqual(proxy_answer(self.port(), "api", proxied["value"]), 407)
+        home.stop()
+
+        leases = go_decode_leases(home.read("leases.json"))
+        self.assertEqual({l["id"] for l in leases}, live)
+        self.assertTrue(all(l["revoked"] is False for l in leases))
+        by_id = {l["id"]: l for l in leases}
+        self.assertEqual(by_id[plain]["client_id"], "plain")
+        self.assertEqual(by_id[proxied["lease_id"]]["secret_name"], "api")
+        self.assertEqual(parse_time(by_id[proxied["lease_id"]]["expires_at"]), parse_time(proxied["expires_at"]))
+        for name in ("leases.json", "state.json"):
+            self.assertEqual(harness.file_mode(home.file(name)), 0o600, name)
+            self.assertNotIn(b"s3cret-VALUE", home.read(name), name)
+            self.assertNotIn(proxied["value"].encode(), home.read(name), "the placeholder itself is never stored")
+        state = json.loads(home.read("state.json"))
+        self.assertEqual(set(state["leases"]), live)
+        self.assertEqual(state["leases"][bound].get("bind_pid"), self.holder.pid)
+        self.assertRegex(state["leases"][proxied["lease_id"]].get("placeholder_sha256", ""), "^[0-9a-f]{64}$")
+        self.assertEqual(state["leases"][renewed].get("ttl"), "10m0s")  # as acquired; expires_at says 2h
+        self.assertEqual(state["leases"][plain], {})
+        self.assertIn("tok", state["last_leased"])
+
+        # Our daemon reads it all back: the binding, the placeholder, the renewal.
+        home.serve()
+        after = lease_ids(home)
+        self.assertEqual(set(after), live)
+        self.assertEqual(after[bound].get("bind_pid"), self.holder.pid)
+        self.assertNotEqual(proxy_answer(self.port(), "api", proxied["value"]), 407)
+        # A renewal without --ttl extends by the TTL the lease was acquired with (10m), not by
+        # its current length (2h): that TTL came back from state.json.
+        renewal = home.run_json("renew", renewed)
+        left = (parse_time(renewal["expires_at"]) - now_utc()).total_seconds()
+        self.assertLess(left, 1200, renewal)
+        self.holder.kill()
+        self.holder.wait()
+        self.assertTrue(wait_until(lambda: bound not in lease_ids(home), timeout=10), "the binding was lost")
+
+    def test_leases_json_is_gos_array_while_running_and_after_sigkill(self):
+        home = self.home
+        home.add("tok", b"v")
+        lid = home.lease_json("tok", "--bind", str(self.holder.pid))["lease_id"]
+        # The periodic snapshot (every 2 s while dirty) is Go's array too.
+        self.assertTrue(wait_until(lambda: lid in home.read("state.json").decode(), timeout=15))
+        self.assertEqual([l["id"] for l in go_decode_leases(home.read("leases.json"))], [lid])
+        home.kill()
+        self.assertEqual([l["id"] for l in go_decode_leases(home.read("leases.json"))], [lid])
+        home.serve()
+        self.assertEqual(lease_ids(home)[lid].get("bind_pid"), self.holder.pid)
+
+
+class SnapshotPairs(E2ETestCase):
+    """leases.json and state.json are written one after the other (leases.json
+    first), so a crash, a restored backup or the Go daemon can leave them out of
+    step. Each combination, made by hand from two real snapshots, restores every
+    live lease with its binding, or (a leases.json older than state.json) at
+    least never brings back one that ended."""
+
+    def setUp(self):
+        home = self.new_home()
+        self.home = home
+        self.holder = start_holder()
+        self.addCleanup(self.holder.wait)
+        self.addCleanup(self.holder.kill)
+        home.add("tok", b"v")
+        self.a = home.lease_json("tok", "--bind", str(self.holder.pid))["lease_id"]
+        self.b = home.lease_json("tok", "--bind", "none")["lease_id"]
+        home.stop()
+        self.first = self.files()
+        home.serve()
+        home.run_json("revoke", self.a)
+        self.c = home.lease_json("tok", "--bind", str(self.holder.pid))["lease_id"]
+        self.d = home.lease_json("tok", "--bind", "none")["lease_id"]
+        home.stop()
+        self.second = self.files()
+        self.live = {self.b, self.c, self.d}
+        self.assertLess(json.loads(self.first["state.json"])["audit_seq"],
+                        json.loads(self.second["state.json"])["audit_seq"])
+
+    def files(self):
+        return {name: self.home.read(name) for name in ("leases.json", "state.json", "audit.log")}
+
+    def restore(self, leases, state, audit=None):
+        """Puts these bytes in place (None: no such file) and starts the daemon."""
+        for name, data in (("leases.json", leases), ("state.json", state),
+                           ("audit.log", audit if audit is not None else self.second["audit.log"])):
+            path = self.home.file(name)
+            if os.path.exists(path):
+                os.unlink(path)
+            if data is not None:
+                with open(path, "wb") as f:
+                    f.write(data)
+                os.chmod(path, 0o600)
+        self.home.serve()
+        return lease_ids(self.home)
+
+    def assert_all_restored(self, live):
+        self.assertEqual(set(live), self.live)
+        self.assertEqual(live[self.c].get("bind_pid"), self.holder.pid)
+        self.assertNotIn("bind_pid", live[self.b])
+        r = self.home.run("revoke", self.a)
+        self.assertNotEqual(r.rc, 0, "the revoked lease came back")
+        self.assertIs(self.home.run_json("audit", "--verify")["ok"], True)
+
+    def test_consistent_pair(self):
+        self.assert_all_restored(self.restore(self.second["leases.json"], self.second["state.json"]))
+
+    def test_older_consistent_pair_replays_the_log(self):
+        # A SIGKILL before the next snapshot: both files are the earlier pair.
+        self.assert_all_restored(self.restore(self.first["leases.json"], self.first["state.json"]))
+
+    def test_leases_json_newer_than_state_json(self):
+        # A crash after leases.json was written and before state.json was.
+        self.assert_all_restored(self.restore(self.second["leases.json"], self.first["state.json"]))
+
+    def test_leases_json_older_than_state_json(self):
+        # Never written so (leases.json goes first), but a backup can do it: A
+        # was revoked after that leases.json and must stay so.
+        live = self.restore(self.first["leases.json"], self.second["state.json"])
+        self.assertNotIn(self.a, live)
+        self.assertIn(self.b, live)
+        self.assertLessEqual(set(live), self.live)
+        self.assertNotEqual(self.home.run("revoke", self.a).rc, 0)
+
+    def test_no_state_json(self):
+        # state.json moved away (as its fix says when it is corrupt): leases.json plus the whole log.
+        self.assert_all_restored(self.restore(self.second["leases.json"], None))
+
+    def test_no_leases_json(self):
+        # leases.json moved away (as its fix says): the table comes from the whole log.
+        self.assert_all_restored(self.restore(None, self.second["state.json"]))
+        self.assert_all_restored_again()
+
+    def assert_all_restored_again(self):
+        # Whatever was restored, the next start finds a consistent pair.
+        self.home.stop()
+        self.assertEqual({l["id"] for l in go_decode_leases(self.home.read("leases.json"))}, self.live)
+        self.assertEqual(set(json.loads(self.home.read("state.json"))["leases"]), self.live)
+        self.home.serve()
+        self.assertEqual(set(lease_ids(self.home)), self.live)
+
+    def combined(self, pair):
+        """The single leases.json object our previous version wrote for this pair."""
+        state = json.loads(pair["state.json"])
+        leases = []
+        for l in json.loads(pair["leases.json"]):
+            item = {k: l[k] for k in ("id", "secret_name", "client_id", "created_at", "expires_at")}
+            item.update(state["leases"][l["id"]])
+            leases.append(item)
+        return json.dumps({"version": 1, "audit_seq": state["audit_seq"], "leases": leases,
+                           "last_leased": state["last_leased"], "files": state["files"]}).encode()
+
+    def test_previous_versions_single_file(self):
+        # A home upgraded in place: leases.json is the object our previous version wrote.
+        self.assert_all_restored(self.restore(self.combined(self.second), None))
+        self.assert_all_restored_again()
+
+    def test_previous_versions_single_file_beside_a_stale_state_json(self):
+        # That version never writes state.json: one found beside its file is older.
+        self.assert_all_restored(self.restore(self.combined(self.first), self.second["state.json"]))
+
+    def test_go_daemon_ran_after_us(self):
+        # Back to the Go daemon and forward again: it revoked B, leased E, kept
+        # C and D (knowing nothing of C's binding), and appended its own lines.
+        now = now_utc()
+        e = "7d3c2b1a-0f9e-4d8c-b7a6-5f4e3d2c1b0a"
+        go = [l for l in json.loads(self.second["leases.json"]) if l["id"] != self.b]
+        go.append({"id": e, "secret_name": "tok", "client_id": "go-agent",
+                   "created_at": go_time(now), "expires_at": go_time(now + dt.timedelta(hours=1)),
+                   "revoked": False})
+        go.append({"id": self.b, "secret_name": "tok", "client_id": "cli",
+                   "created_at": go_time(now - dt.timedelta(minutes=1)),
+                   "expires_at": go_time(now + dt.timedelta(hours=1)), "revoked": True})
+        audit = self.second["audit.log"] + (
+            b'{"timestamp":"' + go_time(now).encode() + b'","action":"lease_revoke","secret_name":"tok",'
+            b'"lease_id":"' + self.b.encode() + b'","success":true}\\n')
+        live = self.restore(json.dumps(go, indent=2).encode(), self.second["state.json"], audit)
+        self.assertEqual(set(live), {self.c, self.d, e})
+        self.assertEqual(live[self.c].get("bind_pid"), self.holder.pid)
+        self.assertEqual(live[e]["client_id"], "go-agent")
 
 
 def harness_sha256(data):
