@@ -150,9 +150,11 @@ std::vector<EncodedForm> encoded_forms(std::string_view value)
   }
   add("percent", percent_encode(value, true));
   add("percent", percent_encode(value, false));
-  std::string form_encoded = percent_encode(value, true);
-  for (size_t at = 0; (at = form_encoded.find("%20", at)) != std::string::npos;) {
-    form_encoded.replace(at, 3, "+");
+  // The form encoding: as percent, but a space is '+'. Built by appending
+  // (GCC 12's -Wrestrict misreads an in-place replace here).
+  std::string form_encoded;
+  for (const char c : value) {
+    form_encoded += c == ' ' ? std::string("+") : percent_encode(std::string_view(&c, 1), true);
   }
   add("percent", std::move(form_encoded));
   for (size_t align = 0; align < 3; ++align) {

@@ -1,4 +1,5 @@
 #include "proxy/rewrite.hpp"
+#include "util/encoding.hpp"
 
 #include <doctest/doctest.h>
 
@@ -52,7 +53,7 @@ TEST_CASE("proxy: hop-by-hop and framing headers are never forwarded")
 
 TEST_CASE("proxy: query rewriting")
 {
-  CHECK(percent_encode("a b&c=d/é~") == "a%20b%26c%3Dd%2F%C3%A9~");
+  CHECK(util::percent_encode("a b&c=d/é~") == "a%20b%26c%3Dd%2F%C3%A9~");
   CHECK(drop_query_params_containing("a=1&key=" + k_a + "&b=2", "as_") == "a=1&b=2");
   CHECK(drop_query_params_containing("key=" + k_a, "as_").empty());
   CHECK(drop_query_params_containing("", "as_").empty());
