@@ -182,6 +182,10 @@ public:
 
     wait_for_control_eof();
     kill_everything();
+    if (!m_cgroup_dir.empty()) {
+      // Empty now. run_hook removes it too; this is for a daemon that died.
+      ::rmdir(m_cgroup_dir.c_str());
+    }
     return 0;
   }
 

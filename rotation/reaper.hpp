@@ -30,7 +30,8 @@
 //   child left: as a subreaper with no child, it has no descendant left. It
 //   gives up after k_reaper_kill_limit (a process in another uid after a
 //   setuid exec, or stuck in the kernel) and reports the survivors.
-// - exits 0 (1 when it could not fork). Its only child is the leader and the
+// - removes the hook's cgroup (empty by then; run_hook does too, but the
+//   daemon may have died), and exits 0 (1 when it could not fork). Its only child is the leader and the
 //   orphans it inherits; the daemon reaps only the reaper.
 
 #include <chrono>
