@@ -8,6 +8,7 @@
 #include <CLI/CLI.hpp>
 
 #include <functional>
+#include <optional>
 #include <string>
 
 namespace cmd {
@@ -40,5 +41,10 @@ void add_env_commands(CLI::App& app, CommandAction& action); // env, cleanup, im
 void add_openclaw_resolve_command(CLI::App& app, CommandAction& action);
 void add_completion_command(CLI::App& app, CommandAction& action); // bash|zsh|fish, from the whole tree
 void add_version_commands(CLI::App& app, CommandAction& action);    // versions, rollback
+void add_hook_commands(CLI::App& app, CommandAction& action);      // hook allow|remove|list (hooks.json)
+
+// For `add --rotate-via`: the `secrets hook allow` to run when hooks.json does
+// not already allow `rotate_via` for `name`; nullopt when it does (or no hook).
+std::optional<Action> hook_hint(const std::string& name, const std::string& rotate_via);
 
 } // namespace cmd

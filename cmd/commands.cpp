@@ -154,9 +154,10 @@ const std::vector<std::pair<std::string, std::string>> k_commands = {
    "take a time-bounded lease; prints the raw value"},
   {"revoke LEASE_ID | --all [--rotate] [--wipe --yes]", "end one lease, or every lease (the killswitch)"},
   {"renew LEASE_ID [--ttl D]", "extend a live lease, up to max_lease_ttl from its creation"},
-  {"rotate NAME", "run the secret's rotation hook"},
+  {"rotate NAME", "run the secret's rotation hook (only if hooks.json allows it)"},
   {"versions NAME", "list the values a secret had before (numbers and dates, never values)"},
   {"rollback NAME [--to N]", "restore an earlier value (default: the previous one); the replaced one is kept"},
+  {"hook allow NAME 'COMMAND' | hook remove NAME | hook list", "the rotation hooks allowed to run (hooks.json)"},
   {"remove NAME", "delete a secret and revoke its leases"},
   {"audit [--tail N] [--verify]", "show or verify the hash-chained audit log"},
   {"status [--reset]", "show the daemon's state; --reset clears a tripped heartbeat"},
@@ -245,10 +246,16 @@ Outcome do_add(const Options& o, bool value_flag_given)
   }
   explicit_bzero(value.data(), value.size());
   explicit_bzero(params["value"].get_ref<std::string&>().data(), value.size());
-  return {success_envelope("secrets add", result,
-                           {{"secrets lease " + o.name, "take a lease (raw value)"},
-                            {"secrets lease " + o.name + " --ttl 30m --json", "take a lease as JSON"},
-                            {"secrets list", "list secrets"}})};
+  std::vector<Action> next{{"secrets lease " + o.name, "take a lease (raw value)"},
+                           {"secrets lease " + o.name + " --ttl 30m --json", "take a lease as JSON"},
+                           {"secrets list", "list secrets"}};
+  if (auto hint = hook_hint(o.name, o.rotate_via)) {
+    // Recording a hook does not allow it (cmd/hook.cpp): say how, once.
+    std::fprintf(stderr, "secrets: hint: the hook is recorded, not allowed; to let it run: %s\n",
+                 hint->command.c_str());
+    next.insert(next.begin(), std::move(*hint));
+  }
+  return {success_envelope("secrets add", result, next)};
 }
 
 Outcome do_lease(const Options& o)
@@ -492,6 +499,7 @@ int run(int argc, char** argv)
   add_env_commands(app, action);
   add_mcp_command(app, action);
   add_openclaw_resolve_command(app, action);
+  add_hook_commands(app, action);
   add_completion_command(app, action);
 
   try {

@@ -18,8 +18,14 @@ json outcome_json(const RotationOutcome& o)
             {"changed", o.changed},
             {"output", o.output},
             {"executed_at", util::format_rfc3339_nano(o.executed_at)}};
+  if (!o.command.empty()) {
+    j["rotate_via"] = o.command;
+  }
   if (!o.error.empty()) {
     j["error"] = o.error;
+  }
+  if (!o.fix.empty()) {
+    j["fix"] = o.fix;
   }
   return j;
 }
@@ -35,7 +41,7 @@ void rotate(State& s, const Request& r, Responder respond)
           throw util::Error(o.code, o.error, "secrets list");
         }
         throw util::Error(o.code, o.error + (o.output.empty() ? "" : ": " + o.output),
-                          "secrets add " + o.name + " --rotate-via '<command>' --force");
+                          !o.fix.empty() ? o.fix : "secrets add " + o.name + " --rotate-via '<command>' --force");
       }
       json j = outcome_json(o);
       j["message"] = o.changed ? "secret rotated: " + o.name : "hook ran; value of " + o.name + " unchanged";

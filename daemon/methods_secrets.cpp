@@ -85,12 +85,17 @@ json add(State& s, const Request& r)
   const bool existed = s.store->find(name) != nullptr;
   const auto& info =
     s.store->add(name, store::age::SecretBuffer(value_it->get_ref<const std::string&>()), rotate_via, force, proxy);
-  s.audit({{"action", "secret_add"},
-           {"secret_name", name},
-           {"details", existed ? "replaced" : "created"},
-           {"rotate_via_set", !info.rotate_via.empty()},
-           {"proxy_only", info.proxy.has_value()}},
-          &r.peer);
+  json line = {{"action", "secret_add"},
+               {"secret_name", name},
+               {"details", existed ? "replaced" : "created"},
+               {"rotate_via_set", !info.rotate_via.empty()},
+               {"proxy_only", info.proxy.has_value()}};
+  if (!info.rotate_via.empty()) {
+    // A hook is code: whoever set it, the log says what it is. It runs only
+    // once the user allows it in hooks.json.
+    line["rotate_via"] = info.rotate_via;
+  }
+  s.audit(std::move(line), &r.peer);
   return {{"success", true},
           {"message", (existed ? "secret replaced: " : "secret added: ") + name},
           {"name", name},

@@ -4,6 +4,7 @@
 // thread-safe and fsyncs on its own writer thread.
 
 #include "audit/log.hpp"
+#include "config/hooks.hpp"
 #include "daemon/peer.hpp"
 #include "util/error.hpp"
 #include "lease/table.hpp"
@@ -19,6 +20,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <sys/types.h>
@@ -48,8 +50,10 @@ struct RotationOutcome
   std::string name;
   bool success = false;
   bool changed = false;
-  std::string output; // the hook's stderr, truncated; never its stdout
+  std::string output; // the hook's stderr, redacted and truncated; never its stdout
+  std::string command; // the rotate_via that ran or was refused
   std::string error;
+  std::string fix; // set when the refusal has a better fix than adding a hook
   util::Errc code = util::Errc::rotation_failed; // secret_not_found for a missing secret
   util::TimePoint executed_at;
   uint64_t audit_seq = 0;
@@ -96,7 +100,8 @@ public:
 
   // Runs the secret's rotation hook on a worker thread; on the io thread,
   // stores the new value, audits secret_rotate, then calls `done`. Two
-  // rotations of one secret never overlap: the second fails at once.
+  // rotations of one secret never overlap: the second fails at once. The
+  // hook runs only if hooks.json (read now) allows exactly its command.
   void rotate(const std::string& name, const Peer* peer, std::function<void(RotationOutcome)> done);
   // Process-bound leases (holders.cpp): the lease ends when its holder exits.
   // Watches a bound lease's holder through `pidfd` (util::open_process), or
@@ -183,6 +188,9 @@ private:
   std::vector<lease::Revoked> m_released; // freed by the next write_snapshot_async, on its worker
   std::vector<std::shared_ptr<Session>> m_waiting; // strong: a paused session has no other owner
   std::set<std::string> m_rotating;
+  // Audits hooks.json when it differs from what the last rotation read.
+  void audit_hooks_change(const config::Hooks& hooks, const Peer* peer);
+  std::optional<config::Hooks> m_hooks_seen;
   asio::thread_pool m_workers{4}; // hooks run here, never on the io thread
   bool m_snapshot_dirty = false;
   bool m_snapshot_writing = false;

@@ -1,5 +1,8 @@
 #include "rotation/runner.hpp"
 
+#include "rotation/cgroup.hpp"
+#include "rotation/reaper.hpp"
+#include "rotation/redact.hpp"
 #include "util/duration.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
@@ -16,6 +19,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <cstring>
 #include <optional>
 #include <vector>
@@ -32,8 +36,9 @@ using std::chrono::milliseconds;
 // One read or write per ready descriptor per poll round: a hook that writes
 // without pause cannot keep us from checking the deadline.
 constexpr std::size_t k_io_chunk = 64 * 1024;
-// Without a pidfd we learn of the leader's exit by asking every this often.
-constexpr milliseconds k_exit_check_tick{10};
+// How long the reaper may take to kill and reap everything once told to:
+// its own limit, plus room to start up on a loaded machine.
+constexpr milliseconds k_reaper_exit_limit = k_reaper_kill_limit + std::chrono::seconds{5};
 
 Clock::time_point saturating_add(Clock::time_point t, milliseconds d)
 {
@@ -49,19 +54,20 @@ Clock::time_point saturating_add(Clock::time_point t, milliseconds d)
   return t + d;
 }
 
-// Moves fd above 2. posix_spawn's dup2 actions onto 0, 1, 2 run in order, so
-// a pipe end sitting at 0..2 (a daemon started with closed stdio) could be
+// Moves fd above the reaper's fixed descriptors (0-4). posix_spawn's dup2
+// actions onto them run in order, so a pipe end sitting at 0..4 (a daemon
+// started with closed stdio, or a test with few fds open) could be
 // overwritten before it is duplicated; and dup2(fd, fd) would not clear
 // O_CLOEXEC.
-util::UniqueFd above_stdio(int fd)
+util::UniqueFd above_reaper_fds(int fd)
 {
   util::UniqueFd owned(fd);
-  if (fd > 2) {
+  if (fd > k_reaper_control_fd) {
     return owned;
   }
-  const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, 3);
+  const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, k_reaper_control_fd + 1);
   if (moved < 0) {
-    util::throw_errno("failed to move a pipe above stdio");
+    util::throw_errno("failed to move a pipe above the reaper's descriptors");
   }
   return util::UniqueFd(moved);
 }
@@ -79,8 +85,8 @@ Pipe make_pipe()
     util::throw_errno("failed to create a pipe");
   }
   Pipe p;
-  p.read_end = above_stdio(fds[0]);
-  p.write_end = above_stdio(fds[1]);
+  p.read_end = above_reaper_fds(fds[0]);
+  p.write_end = above_reaper_fds(fds[1]);
   return p;
 }
 
@@ -145,59 +151,39 @@ private:
   bool m_was_pending = false;
 };
 
-// The spawned leader and its process group (same id). The destructor makes
-// sure an exception never leaves a running group or a zombie behind.
-class ChildGroup
+// The spawned reaper. Closing `control` tells it to kill everything and
+// exit; the destructor does that and reaps it, so an exception never leaves a
+// running hook or a zombie behind.
+class ReaperProcess
 {
 public:
-  explicit ChildGroup(pid_t pid) : m_pid(pid)
-  {
-#ifdef SYS_pidfd_open
-    // Optional: without it (old kernel, seccomp) we poll waitid instead.
-    const long fd = ::syscall(SYS_pidfd_open, pid, 0);
-    if (fd >= 0) {
-      m_pidfd.reset(static_cast<int>(fd));
-    }
-#endif
-  }
-  ~ChildGroup()
+  ReaperProcess(pid_t pid, util::UniqueFd control) : m_pid(pid), m_control(std::move(control)) {}
+  ~ReaperProcess()
   {
     if (!m_reaped) {
-      signal_group(SIGKILL);
-      reap();
+      end_hook();
+      reap(); // bounded by the reaper's own kill limit
     }
   }
-  ChildGroup(const ChildGroup&) = delete;
-  ChildGroup& operator=(const ChildGroup&) = delete;
+  ReaperProcess(const ReaperProcess&) = delete;
+  ReaperProcess& operator=(const ReaperProcess&) = delete;
 
-  bool has_pidfd() const { return static_cast<bool>(m_pidfd); }
-  int pidfd() const { return m_pidfd.get(); }
+  // Only called while the reaper is unreaped: its pid cannot be anyone else's.
+  void terminate_hook() const { ::kill(m_pid, SIGTERM); }
+  void kill_reaper() const { ::kill(m_pid, SIGKILL); }
+  void end_hook() { m_control.reset(); }
 
-  // Only called while the leader is unreaped: its pid, hence the group id,
-  // cannot belong to anyone else yet.
-  void signal_group(int signo) const { ::kill(-m_pid, signo); }
-
-  // True once the leader has exited; leaves it unreaped (a zombie).
-  bool has_exited() const
-  {
-    siginfo_t info;
-    std::memset(&info, 0, sizeof info);
-    return ::waitid(P_PID, static_cast<id_t>(m_pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info.si_pid != 0;
-  }
-
-  // Waits for the leader and returns its wait status.
-  int reap()
+  void reap()
   {
     int status = 0;
     while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
     }
     m_reaped = true;
-    return status;
   }
 
 private:
   pid_t m_pid;
-  util::UniqueFd m_pidfd;
+  util::UniqueFd m_control;
   bool m_reaped = false;
 };
 
@@ -230,17 +216,30 @@ std::string describe_wait_status(int exit_code, int signo)
   return "exited with status " + std::to_string(exit_code);
 }
 
-// Cuts `s` to at most k_max_stderr bytes including the mark, on a UTF-8
-// character boundary so the text stays valid for the JSON audit log.
-void truncate_stderr(std::string& s)
+// One line of the reaper's reports (rotation/reaper.hpp).
+struct ReaperReport
 {
-  std::size_t cut = k_max_stderr - k_truncation_mark.size();
-  for (int i = 0; i < 3 && cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80; ++i) {
-    --cut;
+  bool joined = false;
+  std::string spawn_error;
+  std::optional<int> leader_status;
+  std::size_t survivors = 0;
+
+  void parse(std::string_view line)
+  {
+    const auto space = line.find(' ');
+    const auto word = line.substr(0, space);
+    const auto rest = space == std::string_view::npos ? std::string_view() : line.substr(space + 1);
+    if (word == "joined") {
+      joined = true;
+    } else if (word == "spawn_failed") {
+      spawn_error = rest;
+    } else if (word == "exited") {
+      leader_status = std::atoi(std::string(rest).c_str());
+    } else if (word == "survivors") {
+      survivors = static_cast<std::size_t>(std::atol(std::string(rest).c_str()));
+    }
   }
-  s.resize(cut);
-  s += k_truncation_mark;
-}
+};
 
 } // namespace
 
@@ -270,11 +269,18 @@ std::string trim(std::string_view s)
   return std::string(s.substr(first, last - first + 1));
 }
 
+Containment containment_from_environment()
+{
+  const char* v = std::getenv("AGENT_SECRETS_HOOK_CGROUP");
+  return v && std::string_view(v) == "off" ? Containment::reaper_only : Containment::automatic;
+}
+
 HookResult run_hook(const std::string& command,
                     const std::string& secret_name,
                     std::string_view stdin_data,
                     milliseconds timeout,
-                    milliseconds kill_grace)
+                    milliseconds kill_grace,
+                    Containment containment)
 {
   const auto start = Clock::now();
   HookResult result;
@@ -284,36 +290,53 @@ HookResult run_hook(const std::string& command,
   };
 
   // Reserved before the hook writes a byte: appending never reallocates, so
-  // no stray copy of a partial value is left in freed memory.
+  // no stray copy of a partial value is left in freed memory. stderr may hold
+  // a value too until it is redacted.
   result.stdout_data.reserve(k_max_stdout);
+  std::string err_data;
+  err_data.reserve(k_stderr_capture);
   std::vector<char> buffer(k_io_chunk);
   struct Wipe
   {
     std::vector<char>& b;
-    ~Wipe() { explicit_bzero(b.data(), b.size()); }
-  } wipe_buffer{buffer};
+    std::string& e;
+    ~Wipe()
+    {
+      explicit_bzero(b.data(), b.size());
+      util::wipe(e);
+    }
+  } wipe_buffers{buffer, err_data};
 
+  // The fallback is complete on its own; why no cgroup was made does not matter here.
+  std::string why_not;
+  const std::optional<HookCgroup> cgroup =
+    containment == Containment::automatic ? HookCgroup::create(why_not) : std::nullopt;
   Pipe in;
   Pipe out;
   Pipe err;
-  std::optional<ChildGroup> child;
+  Pipe status;
+  std::optional<ReaperProcess> reaper;
   {
     std::vector<std::string> env;
     std::vector<char*> envp;
-    std::string sh = "/bin/sh";
-    std::string arg0 = "sh";
-    std::string dash_c = "-c";
+    std::string exe = "/proc/self/exe";
+    std::string arg0(k_reaper_argv0);
+    std::string cgroup_dir = cgroup ? cgroup->path() : std::string();
     std::string cmd = command;
-    char* argv[] = {arg0.data(), dash_c.data(), cmd.data(), nullptr};
+    char* argv[] = {arg0.data(), cgroup_dir.data(), cmd.data(), nullptr};
     SpawnAttributes spawn;
+    Pipe control;
     pid_t pid = -1;
     try {
       in = make_pipe();
       out = make_pipe();
       err = make_pipe();
+      status = make_pipe();
+      control = make_pipe();
       set_nonblocking(in.write_end.get());
       set_nonblocking(out.read_end.get());
       set_nonblocking(err.read_end.get());
+      set_nonblocking(status.read_end.get());
       env = hook_environment(secret_name);
       for (auto& e : env) {
         envp.push_back(e.data());
@@ -333,28 +356,33 @@ HookResult run_hook(const std::string& command,
       rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&spawn.actions, in.read_end.get(), 0);
       rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&spawn.actions, out.write_end.get(), 1);
       rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&spawn.actions, err.write_end.get(), 2);
+      rc = rc != 0 ? rc
+                   : posix_spawn_file_actions_adddup2(&spawn.actions, status.write_end.get(), k_reaper_status_fd);
+      rc = rc != 0 ? rc
+                   : posix_spawn_file_actions_adddup2(&spawn.actions, control.read_end.get(), k_reaper_control_fd);
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
       // Defence in depth for daemon fds opened without O_CLOEXEC.
-      rc = rc != 0 ? rc : posix_spawn_file_actions_addclosefrom_np(&spawn.actions, 3);
+      rc = rc != 0 ? rc : posix_spawn_file_actions_addclosefrom_np(&spawn.actions, k_reaper_control_fd + 1);
 #endif
       if (rc != 0) {
         util::throw_errno("failed to prepare posix_spawn", rc);
       }
-      rc = ::posix_spawn(&pid, sh.c_str(), &spawn.actions, &spawn.attr, argv, envp.data());
+      rc = ::posix_spawn(&pid, exe.c_str(), &spawn.actions, &spawn.attr, argv, envp.data());
       if (rc != 0) {
-        util::throw_errno("failed to spawn " + sh, rc);
+        util::throw_errno("failed to spawn the hook's reaper " + exe, rc);
       }
     } catch (const util::Error& e) {
       result.status = HookResult::Status::spawn_failed;
       result.error = e.what();
       return finish();
     }
-    child.emplace(pid);
+    reaper.emplace(pid, std::move(control.write_end));
   }
-  // Our copies of the child's ends: closing them is what lets EOF arrive.
+  // Our copies of the reaper's ends: closing them is what lets EOF arrive.
   in.read_end.reset();
   out.write_end.reset();
   err.write_end.reset();
+  status.write_end.reset();
 
   const SigpipeBlock sigpipe_block;
   std::size_t written = 0;
@@ -363,7 +391,8 @@ HookResult run_hook(const std::string& command,
   }
 
   std::string& out_data = result.stdout_data;
-  std::string& err_data = result.stderr_tail;
+  ReaperReport report;
+  std::string status_text;
   bool err_truncated = false;
   bool overflow = false;
   bool timed_out = false;
@@ -376,29 +405,46 @@ HookResult run_hook(const std::string& command,
 
   auto start_termination = [&](Clock::time_point now) {
     if (!term_sent && !exited) {
-      child->signal_group(SIGTERM);
+      reaper->terminate_hook();
       term_sent = true;
       kill_at = saturating_add(now, kill_grace);
     }
   };
   auto note_exit = [&](Clock::time_point now) {
-    exited = true;
-    drain_until = saturating_add(now, k_drain_window);
-    in.write_end.reset();
+    if (!exited) {
+      exited = true;
+      drain_until = saturating_add(now, k_drain_window);
+      in.write_end.reset();
+    }
+  };
+  // Reads the reaper's reports; false at EOF, which is the reaper's exit.
+  auto read_status = [&]() {
+    char chunk[256];
+    const ssize_t r = ::read(status.read_end.get(), chunk, sizeof chunk);
+    if (r > 0) {
+      status_text.append(chunk, static_cast<std::size_t>(r));
+      for (auto nl = status_text.find('\n'); nl != std::string::npos; nl = status_text.find('\n')) {
+        report.parse(std::string_view(status_text).substr(0, nl));
+        status_text.erase(0, nl + 1);
+      }
+      return true;
+    }
+    if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+      status.read_end.reset();
+      return false;
+    }
+    return true;
   };
 
   for (;;) {
     auto now = Clock::now();
-    if (!exited && !child->has_pidfd() && child->has_exited()) {
-      note_exit(now);
-    }
     if (!exited) {
       if (!term_sent && now >= deadline) {
         timed_out = true;
         start_termination(now);
       }
       if (term_sent && !kill_sent && now >= kill_at) {
-        child->signal_group(SIGKILL);
+        reaper->end_hook();
         kill_sent = true;
       }
     } else if ((!out.read_end && !err.read_end) || now >= drain_until) {
@@ -408,15 +454,10 @@ HookResult run_hook(const std::string& command,
     auto next = Clock::time_point::max();
     if (exited) {
       next = drain_until;
-    } else {
-      if (!term_sent) {
-        next = deadline;
-      } else if (!kill_sent) {
-        next = kill_at;
-      }
-      if (!child->has_pidfd()) {
-        next = std::min(next, now + k_exit_check_tick);
-      }
+    } else if (!term_sent) {
+      next = deadline;
+    } else if (!kill_sent) {
+      next = kill_at;
     }
     int wait_ms = -1;
     if (next != Clock::time_point::max()) {
@@ -436,7 +477,7 @@ HookResult run_hook(const std::string& command,
     const int in_i = add(in.write_end.get(), POLLOUT);
     const int out_i = add(out.read_end.get(), POLLIN);
     const int err_i = add(err.read_end.get(), POLLIN);
-    const int pid_i = exited ? -1 : add(child->pidfd(), POLLIN);
+    const int status_i = add(status.read_end.get(), POLLIN);
 
     if (::poll(fds, n, wait_ms) < 0) {
       if (errno == EINTR) {
@@ -482,8 +523,7 @@ HookResult run_hook(const std::string& command,
         const auto got = static_cast<std::size_t>(r);
         // Past the cap, stderr is still read (and dropped) so the hook never
         // blocks on it.
-        const auto room = k_max_stderr - err_data.size();
-        const auto keep = std::min(got, room);
+        const auto keep = std::min(got, k_stderr_capture - err_data.size());
         err_data.append(buffer.data(), keep);
         err_truncated = err_truncated || keep < got;
       } else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
@@ -491,31 +531,65 @@ HookResult run_hook(const std::string& command,
       }
     }
 
-    if (pid_i >= 0 && fds[pid_i].revents != 0) {
-      note_exit(now);
+    if (status_i >= 0 && fds[status_i].revents != 0) {
+      if (!read_status() || report.leader_status) {
+        // Reaped, or the reaper itself is gone: either way the hook is over.
+        note_exit(now);
+      }
     }
   }
 
-  // The leader is a zombie, so the group id is still ours: end whatever it
-  // left behind, then reap.
-  child->signal_group(SIGKILL);
-  const int wait_status = child->reap();
-  if (WIFEXITED(wait_status)) {
-    result.exit_code = WEXITSTATUS(wait_status);
-  } else if (WIFSIGNALED(wait_status)) {
-    result.signal = WTERMSIG(wait_status);
+  // Whatever the hook left behind is killed now; the reaper exits once it
+  // has reaped it all, and its last reports (exited, survivors) come first.
+  reaper->end_hook();
+  out.read_end.reset();
+  err.read_end.reset();
+  const auto give_up = Clock::now() + k_reaper_exit_limit;
+  while (status.read_end) {
+    const auto left = std::chrono::ceil<milliseconds>(give_up - Clock::now()).count();
+    pollfd fd{status.read_end.get(), POLLIN, 0};
+    const int ready = left > 0 ? ::poll(&fd, 1, static_cast<int>(left)) : 0;
+    if (ready == 0) {
+      reaper->kill_reaper(); // wedged: its descendants go to init, the cgroup keeps them
+      break;
+    }
+    if (ready > 0) {
+      read_status();
+    } else if (errno != EINTR) {
+      break;
+    }
   }
-  if (err_truncated) {
-    truncate_stderr(err_data);
-  }
+  reaper->reap();
+  reaper.reset();
 
-  if (timed_out) {
+  result.containment = report.joined ? "cgroup" : "reaper";
+  result.survivors = report.survivors;
+  if (report.leader_status) {
+    const int wait_status = *report.leader_status;
+    if (WIFEXITED(wait_status)) {
+      result.exit_code = WEXITSTATUS(wait_status);
+    } else if (WIFSIGNALED(wait_status)) {
+      result.signal = WTERMSIG(wait_status);
+    }
+  }
+  // Redacted before out_data is wiped: the new value is one of the values.
+  std::string trimmed = trim(out_data);
+  result.stderr_tail = redact_stderr(err_data, err_truncated, {stdin_data, out_data, trimmed});
+  util::wipe(trimmed);
+
+  if (!report.spawn_error.empty()) {
+    result.status = HookResult::Status::spawn_failed;
+    result.error = report.spawn_error;
+  } else if (timed_out) {
     result.status = HookResult::Status::timed_out;
     result.error = "timed out after " + util::format_duration(timeout) + ", " +
                    describe_wait_status(result.exit_code, result.signal);
   } else if (overflow) {
     result.status = HookResult::Status::failed;
     result.error = "output too large (over " + std::to_string(k_max_stdout / (1024 * 1024)) + " MiB)";
+  } else if (!report.leader_status) {
+    result.status = HookResult::Status::failed;
+    result.error = "the hook's reaper ended without reporting how the hook ended";
   } else if (result.signal == 0 && result.exit_code == 0) {
     result.status = HookResult::Status::ok;
   } else {

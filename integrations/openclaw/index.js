@@ -192,23 +192,29 @@ export function createTools(config = {}) {
       label: "Add a secret",
       description:
         "Store a secret in the encrypted store (the value goes to the CLI on stdin). Optional tool: needs an allowlist.",
+      // No rotation hook: a hook is a shell command the daemon runs, so only
+      // the user sets one (secrets add --rotate-via, then secrets hook allow).
       parameters: Type.Object(
         {
           name: Type.String({ description: "The secret's name" }),
           value: Type.String({ description: "The secret's value" }),
-          rotate_via: Type.Optional(Type.String({ description: "Shell command that rotates it (run by the daemon)" })),
           force: Type.Optional(Type.Boolean({ description: "Replace an existing secret" })),
         },
         { additionalProperties: false },
       ),
       async execute(_toolCallId, params) {
+        for (const key of Object.keys(params ?? {})) {
+          if (!["name", "value", "force"].includes(key)) {
+            throw new Error(
+              key === "rotate_via"
+                ? "rotation hooks are set by the user, not by a tool (secrets add --rotate-via, then secrets hook allow)"
+                : `unknown parameter ${key}`,
+            );
+          }
+        }
         const name = requireString(params, "name");
         const value = requireString(params, "value");
         const args = ["add"];
-        const rotateVia = optionalString(params, "rotate_via");
-        if (rotateVia) {
-          args.push(`--rotate-via=${rotateVia}`);
-        }
         if (params.force === true) {
           args.push("--force");
         }

@@ -389,6 +389,10 @@ class Home:
             raise AssertionError("secrets add %s failed: %r" % (name, r))
         return r
 
+    def allow_hook(self, name, command):
+        """`secrets hook allow`: a recorded rotate_via runs only once hooks.json allows it."""
+        return self.run_json("hook", "allow", name, command)
+
     def lease_json(self, name, *flags):
         return self.run_json("lease", name, "--json", *flags)
 

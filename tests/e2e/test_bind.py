@@ -182,6 +182,7 @@ class Leak(E2ETestCase):
     def setUp(self):
         self.home = self.new_home()
         self.home.add("tok", VALUE, "--rotate-via", "echo rotated-VALUE-0001")
+        self.home.allow_hook("tok", "echo rotated-VALUE-0001")
 
     def leak_lines(self):
         return [e for e in self.home.audit_entries() if e["action"] == "leak_detected"]

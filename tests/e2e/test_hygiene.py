@@ -66,6 +66,7 @@ class Leaks(E2ETestCase):
         ok("add", "api", "--force", input=val("forced"))
         self.assertNotEqual(run("add", "bad name", input=val("badname")).rc, 0)
         ok("add", "rot", "--rotate-via", ROTATE_HOOK, input=val("rot0"))
+        ok("hook", "allow", "rot", ROTATE_HOOK)
         ok("rotate", "rot")
         values["rotated"] = ok("lease", "rot").out.decode()
         self.assertRegex(values["rotated"], "^[0-9a-f]{48}$")
@@ -184,7 +185,8 @@ class Valgrind(E2ETestCase):
         self.assertEqual(r.rc, 0, r)
         reply = home.rpc("secrets.lease", {"secret_name": "api", "client_id": "vg", "ttl": "5m"}, timeout=60)
         self.assertEqual(reply["result"]["value"], value, reply)
-        for args in (["add", "rot", "--rotate-via", "printf rotated"], ["rotate", "rot"], ["list"], ["status"],
+        for args in (["add", "rot", "--rotate-via", "printf rotated"], ["hook", "allow", "rot", "printf rotated"],
+                     ["rotate", "rot"], ["list"], ["status"],
                      ["health"], ["lease", "missing"], ["audit", "--tail", "5"],
                      ["audit", "--verify"], ["revoke", "--all"], ["remove", "rot"]):
             home.run(*args, input=b"seed", user=False, timeout=120)

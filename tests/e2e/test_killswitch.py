@@ -122,6 +122,7 @@ class RevokeAll(E2ETestCase):
         hooked = ["h%d" % i for i in range(5)]
         for name in hooked:
             h.add(name, "old-" + name, "--rotate-via", 'printf "new-%s" "$SECRET_NAME"')
+            h.allow_hook(name, 'printf "new-%s" "$SECRET_NAME"')
         h.add("plain", "plain-value")
         t0 = time.monotonic()
         ids = lease_many(h, hooked + ["plain"], 1000)
@@ -192,6 +193,8 @@ class RevokeAll(E2ETestCase):
         h = self.home
         h.add("good", "g1", "--rotate-via", "echo g2")
         h.add("bad", "b1", "--rotate-via", "echo broken-hook >&2; exit 7")
+        h.allow_hook("good", "echo g2")
+        h.allow_hook("bad", "echo broken-hook >&2; exit 7")
         h.lease_json("good")
         res = self.assert_ok(h.run("revoke", "--all", "--rotate"), "secrets revoke")
         self.assertEqual(res["leases_revoked"], 1, res)
@@ -207,6 +210,7 @@ class RevokeAll(E2ETestCase):
     def test_leases_refused_while_the_killswitch_runs(self):
         h = self.home
         h.add("slow", "s1", "--rotate-via", "sleep 2; echo s2")
+        h.allow_hook("slow", "sleep 2; echo s2")
         h.add("other", "o1")
         h.lease_json("other")
         p = subprocess.Popen([BIN, "revoke", "--all", "--rotate"], env=h.env,
@@ -481,6 +485,7 @@ class Heartbeat(E2ETestCase):
     def test_fail_action_rotate_all(self):
         h = self.heartbeat_home(revoke_all=True, rotate_all=True)
         h.add("k", "k1", "--rotate-via", "echo k2")
+        h.allow_hook("k", "echo k2")
         self.assertTrue(harness.wait_until(lambda: h.status()["heartbeat"].get("last_success"), 5.0, 0.2))
         self.server.healthy = False
         self.wait_tripped(h)

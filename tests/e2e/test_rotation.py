@@ -19,6 +19,12 @@ from harness import age_decrypt, BIN, E2ETestCase, parse_time  # noqa: E402
 GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
+def add_hooked(home, name, value, command, *flags):
+    """Records a hook (add --rotate-via) and allows it (hook allow): it runs only with both."""
+    home.add(name, value, "--rotate-via", command, *flags)
+    home.allow_hook(name, command)
+
+
 def lease_value(test, home, name):
     r = home.run("lease", name)
     test.assertEqual(r.rc, 0, r)
@@ -52,10 +58,12 @@ class Rotate(E2ETestCase):
 
     def test_rotate_replaces_the_value(self):
         h = self.home
-        h.add("k", "old-value", "--rotate-via", "echo NEWVALUE")
+        # Built at run time: the command text (audited, listed) does not hold the value.
+        hook = "printf 'NEW%s\\n' VALUE"
+        add_hooked(h, "k", "old-value", hook)
         self.assertEqual(lease_value(self, h, "k"), b"old-value")
         before = listed(h, "k")
-        self.assertEqual(before.get("rotate_via"), "echo NEWVALUE", before)
+        self.assertEqual(before.get("rotate_via"), hook, before)
         r = h.run("rotate", "k")
         res = self.assert_ok(r, "secrets rotate")
         self.assertIs(res.get("success"), True, res)
@@ -72,7 +80,7 @@ class Rotate(E2ETestCase):
         self.assertNotEqual(plain["last_rotated"], GO_ZERO_TIME, plain)
         rotated_at = parse_time(plain["last_rotated"])
         self.assertLess(abs((harness.now_utc() - rotated_at).total_seconds()), 60, plain)
-        self.assertEqual(plain["rotate_via"], "echo NEWVALUE")
+        self.assertEqual(plain["rotate_via"], hook)
         after = listed(h, "k")
         self.assertNotEqual(after["last_rotated"], GO_ZERO_TIME, after)
         self.assertEqual(after["created_at"], before["created_at"])
@@ -87,7 +95,7 @@ class Rotate(E2ETestCase):
 
     def test_hook_printing_nothing_keeps_the_value(self):
         h = self.home
-        h.add("k", "keep-me", "--rotate-via", "true")
+        add_hooked(h, "k", "keep-me", "true")
         res = self.assert_ok(h.run("rotate", "k"), "secrets rotate")
         self.assertIs(res.get("success"), True, res)
         self.assertIs(res.get("changed"), False, res)
@@ -102,14 +110,14 @@ class Rotate(E2ETestCase):
 
     def test_hook_printing_only_whitespace_keeps_the_value(self):
         h = self.home
-        h.add("k", "keep-me", "--rotate-via", "printf '\\n  \\t\\r\\n'")
+        add_hooked(h, "k", "keep-me", "printf '\\n  \\t\\r\\n'")
         res = self.assert_ok(h.run("rotate", "k"), "secrets rotate")
         self.assertIs(res.get("changed"), False, res)
         self.assertEqual(lease_value(self, h, "k"), b"keep-me")
 
     def test_failing_hook_reports_stderr_and_keeps_the_value(self):
         h = self.home
-        h.add("k", "old-value", "--rotate-via", "echo 'hook-broke: upstream said 418' >&2; echo half-new; exit 3")
+        add_hooked(h, "k", "old-value", "echo 'hook-broke: upstream said 418' >&2; printf 'half-%s\\n' new; exit 3")
         r = h.run("rotate", "k")
         env = self.assert_err(r, code="rotation_failed")
         self.assertEqual(r.rc, 1, r)
@@ -132,7 +140,7 @@ class Rotate(E2ETestCase):
     def test_failed_rotation_is_audited_once(self):
         # Every failed `secrets rotate` is one event: one secret_rotate line.
         h = self.home
-        h.add("bad", "v", "--rotate-via", "echo nope >&2; exit 3")
+        add_hooked(h, "bad", "v", "echo nope >&2; exit 3")
         h.add("nohook", "v")
         for name in ("bad", "nohook"):
             self.assertNotEqual(h.run("rotate", name).rc, 0)
@@ -141,7 +149,7 @@ class Rotate(E2ETestCase):
 
     def test_hook_stderr_is_truncated(self):
         h = self.home
-        h.add("k", "v", "--rotate-via", "head -c 20000 /dev/zero | tr '\\0' E >&2; exit 1")
+        add_hooked(h, "k", "v", "head -c 20000 /dev/zero | tr '\\0' E >&2; exit 1")
         env = self.assert_err(h.run("rotate", "k"), code="rotation_failed")
         self.assertIn("EEEE", env["error"]["message"])
         self.assertLess(len(env["error"]["message"]), 6000, len(env["error"]["message"]))
@@ -150,7 +158,7 @@ class Rotate(E2ETestCase):
 
     def test_successful_hook_stderr_is_the_output(self):
         h = self.home
-        h.add("k", "v", "--rotate-via", "echo 'note: rotated at vendor' >&2; echo fresh-value")
+        add_hooked(h, "k", "old-value", "echo 'note: rotated at vendor' >&2; printf 'fresh-%s\\n' value")
         res = self.assert_ok(h.run("rotate", "k"), "secrets rotate")
         self.assertIn("note: rotated at vendor", res["output"], res)
         self.assertNotIn("fresh-value", json.dumps(res))
@@ -183,7 +191,7 @@ class Rotate(E2ETestCase):
         # secrets.rotate is an async method: a bad param must still be a -32602
         # reply, and the connection must keep serving.
         h = self.home
-        h.add("k", "v", "--rotate-via", "echo w")
+        add_hooked(h, "k", "v", "echo w")
         with h.connect() as c:
             for i, params in enumerate(({}, {"secret_name": 5}, {"secret_name": ""}, None), 300):
                 reply = c.call("secrets.rotate", params, id=i, timeout=5)
@@ -194,7 +202,7 @@ class Rotate(E2ETestCase):
 
     def test_rpc_rotate_result(self):
         h = self.home
-        h.add("k", "v", "--rotate-via", "echo note >&2; echo w")
+        add_hooked(h, "k", "v", "echo note >&2; echo w")
         with h.connect() as c:
             reply = c.call("secrets.rotate", {"secret_name": "k"}, id="r1")
             self.assertEqual(reply.get("id"), "r1", reply)
@@ -206,11 +214,11 @@ class Rotate(E2ETestCase):
 
     def test_force_replaces_the_hook(self):
         h = self.home
-        h.add("k", "v1", "--rotate-via", "echo from-hook-A")
+        add_hooked(h, "k", "v1", "echo from-hook-A")
         r = h.run("add", "k", "--rotate-via", "echo from-hook-B", input=b"v2")
         self.assert_err(r, code="already_exists")
         self.assertEqual(listed(h, "k")["rotate_via"], "echo from-hook-A")
-        h.add("k", "v2", "--rotate-via", "echo from-hook-B", "--force")
+        add_hooked(h, "k", "v2", "echo from-hook-B", "--force")
         self.assertEqual(listed(h, "k")["rotate_via"], "echo from-hook-B")
         self.assertEqual(lease_value(self, h, "k"), b"v2")
         self.assert_ok(h.run("rotate", "k"), "secrets rotate")
@@ -219,7 +227,7 @@ class Rotate(E2ETestCase):
 
     def test_hook_gets_secret_name_and_current_value_on_stdin(self):
         h = self.home
-        h.add("k", "old", "--rotate-via", 'cat; printf -- "-$SECRET_NAME\\n\\n"')
+        add_hooked(h, "k", "old", 'cat; printf -- "-$SECRET_NAME\\n\\n"')
         self.assert_ok(h.run("rotate", "k"), "secrets rotate")
         self.assertEqual(lease_value(self, h, "k"), b"old-k")
         # It chains: the next run reads the rotated value.
@@ -228,7 +236,7 @@ class Rotate(E2ETestCase):
 
     def test_multiline_value_on_stdin_and_trimmed_output(self):
         h = self.home
-        h.add("ml", "line one\nline two", "--rotate-via", "printf '\\n \\t'; tr a-z A-Z; printf '  \\r\\n\\n'")
+        add_hooked(h, "ml", "line one\nline two", "printf '\\n \\t'; tr a-z A-Z; printf '  \\r\\n\\n'")
         self.assert_ok(h.run("rotate", "ml"), "secrets rotate")
         # Leading and trailing whitespace trimmed; the inner newline and spaces kept.
         self.assertEqual(lease_value(self, h, "ml"), b"LINE ONE\nLINE TWO")
@@ -236,7 +244,7 @@ class Rotate(E2ETestCase):
     def test_hook_that_ignores_stdin(self):
         h = self.home
         big = "x" * 300000  # more than a pipe buffer: the write must not block
-        h.add("k", big, "--rotate-via", "echo small")
+        add_hooked(h, "k", big, "echo small")
         self.assert_ok(h.run("rotate", "k"), "secrets rotate")
         self.assertEqual(lease_value(self, h, "k"), b"small")
 
@@ -247,7 +255,7 @@ class Rotate(E2ETestCase):
         h.stop()
         h.env["AGENT_SECRETS_LOG_LEVEL"] = "debug"
         h.serve()
-        h.add("tok", "before", "--rotate-via", "printf 'TOK-%s%s\\n' 9f8e 7d; echo rotating tok >&2")
+        add_hooked(h, "tok", "before", "printf 'TOK-%s%s\\n' 9f8e 7d; echo rotating tok >&2")
         outputs = []
         r = h.run("rotate", "tok")
         self.assert_ok(r, "secrets rotate")
@@ -277,7 +285,7 @@ class Concurrency(E2ETestCase):
 
     def test_same_secret_twice_at_once(self):
         h = self.home
-        h.add("k", "v1", "--rotate-via", "sleep 2; echo v2")
+        add_hooked(h, "k", "v1", "sleep 2; echo v2")
         env = dict(h.env)
         first = subprocess.Popen([BIN, "rotate", "k"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         time.sleep(0.5)  # the first hook is running now
@@ -292,14 +300,14 @@ class Concurrency(E2ETestCase):
         self.assertLess(second_took, 1.5, "the refused rotation waited for the running one")
         self.assertEqual(lease_value(self, h, "k"), b"v2")
         # Once it is done, the secret rotates again.
-        h.add("k", "v3", "--rotate-via", "echo v4", "--force")
+        add_hooked(h, "k", "v3", "echo v4", "--force")
         self.assert_ok(h.run("rotate", "k"), "secrets rotate")
         self.assertEqual(lease_value(self, h, "k"), b"v4")
 
     def test_different_secrets_rotate_in_parallel(self):
         h = self.home
-        h.add("a", "a1", "--rotate-via", "sleep 2; echo a2")
-        h.add("b", "b1", "--rotate-via", "sleep 2; echo b2")
+        add_hooked(h, "a", "a1", "sleep 2; echo a2")
+        add_hooked(h, "b", "b1", "sleep 2; echo b2")
         t0 = time.monotonic()
         procs = [subprocess.Popen([BIN, "rotate", n], env=h.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                  for n in ("a", "b")]
@@ -331,7 +339,7 @@ class Timeouts(E2ETestCase):
 
     def test_slow_hook_times_out_and_the_daemon_keeps_serving(self):
         h = self.home
-        h.add("slow", "old", "--rotate-via", "sleep 30; echo never")
+        add_hooked(h, "slow", "old", "sleep 30; echo never")
         result = {}
 
         def rotate():
@@ -361,7 +369,7 @@ class Timeouts(E2ETestCase):
     def test_hook_ignoring_sigterm_is_killed(self):
         h = self.home
         pidfile = os.path.join(self.tmp, "pid")
-        h.add("stubborn", "old", "--rotate-via", "trap '' TERM; sleep 300 & echo $! > %s; wait; wait" % pidfile)
+        add_hooked(h, "stubborn", "old", "trap '' TERM; sleep 300 & echo $! > %s; wait; wait" % pidfile)
         t0 = time.monotonic()
         env = self.assert_err(h.run("rotate", "stubborn"), code="rotation_failed")
         took = time.monotonic() - t0
@@ -374,7 +382,7 @@ class Timeouts(E2ETestCase):
     def test_timed_out_hook_grandchildren_are_killed(self):
         h = self.home
         pidfile = os.path.join(self.tmp, "pid")
-        h.add("k", "old", "--rotate-via", "sleep 300 & echo $! > %s; sleep 30" % pidfile)
+        add_hooked(h, "k", "old", "sleep 300 & echo $! > %s; sleep 30" % pidfile)
         env = self.assert_err(h.run("rotate", "k"), code="rotation_failed")
         self.assertIn("timed out", env["error"]["message"], env)
         pid = int(open(pidfile).read().strip())
@@ -383,7 +391,7 @@ class Timeouts(E2ETestCase):
     def test_grandchild_holding_stdout_does_not_hold_the_rotation(self):
         h = self.home
         pidfile = os.path.join(self.tmp, "pid")
-        h.add("k", "old", "--rotate-via", "sleep 300 & echo $! > %s; echo val" % pidfile)
+        add_hooked(h, "k", "old", "sleep 300 & echo $! > %s; echo val" % pidfile)
         t0 = time.monotonic()
         res = self.assert_ok(h.run("rotate", "k"), "secrets rotate")
         took = time.monotonic() - t0

@@ -133,6 +133,10 @@ class Skill(E2ETestCase):
         self.assertIn("Never write a value to a file", body)
         self.assertIn("secrets audit --tail", body)
         self.assertIn("secrets audit --verify", body)
+        # A hook is code the daemon runs: the skill forbids setting one and shows none.
+        self.assertIn("Never set or allow a rotation hook", body)
+        for hook_syntax in ("--rotate-via", "rotate_via", "hook allow"):
+            self.assertNotIn(hook_syntax, body)
         # The exit codes it lists are DESIGN.md's.
         self.assertIn("0 ok, 1 error, 2 usage, 3 daemon not running, 4 not found,\n5 denied", body)
 

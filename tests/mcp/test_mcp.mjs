@@ -158,6 +158,13 @@ test('the SDK connects, negotiates and lists honest tools', async () => {
   assert.equal(byName.secrets_lease.inputSchema.properties.reveal.default, false);
   assert.deepEqual(byName.secrets_revoke.inputSchema.required, ['lease_id']);
   assert.deepEqual(byName.secrets_revoke_all.inputSchema.required, ['confirm']);
+  // A rotation hook is a command the daemon runs: no tool takes or suggests one.
+  for (const t of tools) {
+    for (const key of Object.keys(t.inputSchema.properties ?? {})) {
+      assert.ok(!/rotate|hook|command/i.test(key), `${t.name} takes ${key}`);
+    }
+    assert.ok(!/rotate[-_]via|hook allow/i.test(t.description), t.name);
+  }
   await client.close();
 });
 

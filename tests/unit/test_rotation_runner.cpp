@@ -1,5 +1,8 @@
 #include "rotation/runner.hpp"
 
+#include "rotation/cgroup.hpp"
+#include "rotation/redact.hpp"
+
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -9,6 +12,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -372,4 +376,171 @@ TEST_CASE("rotation status names")
   CHECK(std::string(rotation::to_string(Status::ok)) == "ok");
   CHECK(std::string(rotation::to_string(Status::timed_out)) == "timed_out");
   CHECK(std::string(rotation::to_string(Status::spawn_failed)) == "spawn_failed");
+}
+
+namespace {
+
+// Where this machine lets a hook have a cgroup of its own (root, or a
+// delegated subtree); the fallback runs everywhere.
+bool cgroups_available()
+{
+  std::string why_not;
+  return rotation::HookCgroup::create(why_not).has_value();
+}
+
+std::vector<rotation::Containment> containments()
+{
+  std::vector<rotation::Containment> all{rotation::Containment::reaper_only};
+  if (cgroups_available()) {
+    all.push_back(rotation::Containment::automatic);
+  } else {
+    MESSAGE("no delegated cgroup v2 subtree here: only the reaper fallback is tested");
+  }
+  return all;
+}
+
+const char* name_of(rotation::Containment c)
+{
+  return c == rotation::Containment::automatic ? "cgroup" : "reaper";
+}
+
+HookResult run_contained(const std::string& command, rotation::Containment c, std::chrono::milliseconds timeout = 10s)
+{
+  auto r = run_hook(command, "test/secret", {}, timeout, 300ms, c);
+  CHECK(std::string(r.containment) == name_of(c));
+  CHECK(r.survivors == 0);
+  return r;
+}
+
+std::vector<pid_t> pids_in(const std::string& text)
+{
+  std::vector<pid_t> pids;
+  std::istringstream in(text);
+  for (long pid = 0; in >> pid;) {
+    pids.push_back(static_cast<pid_t>(pid));
+  }
+  return pids;
+}
+
+} // namespace
+
+TEST_CASE("rotation hook's descendants that left its session are dead when run_hook returns")
+{
+  for (const auto c : containments()) {
+    CAPTURE(name_of(c));
+    // setsid: a new session and process group; the double fork: an orphan
+    // reparented away from the hook; both with their own stdio.
+    auto r = run_contained("setsid sleep 1000 >/dev/null 2>&1 </dev/null & echo $!; "
+                           "(sh -c 'sleep 1000 >/dev/null 2>&1 </dev/null & echo $!' &) ; sleep 0.2",
+                           c);
+    REQUIRE(r.status == Status::ok);
+    const auto pids = pids_in(r.stdout_data);
+    REQUIRE(pids.size() == 2);
+    for (const pid_t pid : pids) {
+      CAPTURE(pid);
+      // No waiting: run_hook returns after the reaper reaped them.
+      CHECK(process_gone(pid));
+    }
+  }
+}
+
+TEST_CASE("rotation hook timing out with a setsid daemon leaves nothing behind")
+{
+  for (const auto c : containments()) {
+    CAPTURE(name_of(c));
+    auto r = run_contained("setsid sh -c 'trap \"\" TERM; sleep 1000' >/dev/null 2>&1 </dev/null & echo $! >&2; "
+                           "sleep 1000",
+                           c, 300ms);
+    CHECK(r.status == Status::timed_out);
+    const auto pids = pids_in(r.stderr_tail);
+    REQUIRE(pids.size() == 1);
+    CHECK(process_gone(pids[0]));
+  }
+}
+
+TEST_CASE("rotation hook runs in its own cgroup where one can be made, and the cgroup goes away")
+{
+  if (!cgroups_available()) {
+    MESSAGE("skipped: no delegated cgroup v2 subtree here");
+    return;
+  }
+  auto r = run_contained("cat /proc/self/cgroup", rotation::Containment::automatic);
+  REQUIRE(r.status == Status::ok);
+  const auto at = r.stdout_data.find("0::");
+  REQUIRE(at != std::string::npos);
+  const auto line = trim(r.stdout_data.substr(at + 3, r.stdout_data.find('\n', at) - at - 3));
+  const auto leaf = line.substr(line.rfind('/') + 1);
+  CHECK(leaf.starts_with("agent-secrets-hook-" + std::to_string(::getpid()) + "-"));
+  CHECK_FALSE(std::filesystem::exists(rotation::own_cgroup_dir() + "/" + leaf));
+
+  auto fallback = run_contained("cat /proc/self/cgroup", rotation::Containment::reaper_only);
+  CHECK(fallback.stdout_data.find("agent-secrets-hook-") == std::string::npos);
+}
+
+TEST_CASE("rotation hook's failing stderr holds no form of the old or the new value")
+{
+  const std::string old_value = "old-SECRET-value-5f1e";
+  SUBCASE("the old value from stdin: raw, base64 and hex")
+  {
+    auto r = run_hook("v=$(cat); printf '%s\\n' \"$v\" >&2; printf %s \"$v\" | base64 >&2; "
+                      "printf %s \"$v\" | od -An -tx1 | tr -d ' \\n' >&2; echo >&2; exit 1",
+                      "k", old_value, 10s);
+    CHECK(r.status == Status::failed);
+    CHECK(r.stderr_tail.find("[redacted]") != std::string::npos);
+    CHECK(r.stderr_tail.find(old_value) == std::string::npos);
+    CHECK(r.stderr_tail.find("b2xkLVNFQ1JFVC12YWx1ZS01ZjFl") == std::string::npos);
+    CHECK(r.stderr_tail.find("6f6c642d534543524554") == std::string::npos);
+  }
+  SUBCASE("the new value, printed on stdout and on stderr")
+  {
+    auto r = run_hook("echo NEW-secret-98ab77; echo 'got NEW-secret-98ab77 from vault' >&2; exit 1", "k",
+                      old_value, 10s);
+    CHECK(r.status == Status::failed);
+    CHECK(r.stderr_tail == "got [redacted] from vault\n");
+  }
+  SUBCASE("a successful hook's stderr too")
+  {
+    auto r = run_hook("echo NEW-secret-98ab77; echo 'rotated to NEW-secret-98ab77' >&2", "k", old_value, 10s);
+    CHECK(r.status == Status::ok);
+    // The stdout as printed is one of the values: its newline goes with it.
+    CHECK(r.stderr_tail == "rotated to [redacted]");
+  }
+}
+
+TEST_CASE("rotation hook's stderr is redacted before it is cut at 4 KiB")
+{
+  const std::string value = "boundary-secret-0123456789";
+  // The value starts 10 bytes before the cut point.
+  const auto pad = rotation::k_max_stderr - rotation::k_truncation_mark.size() - 10;
+  auto r = run_hook("head -c " + std::to_string(pad) + " /dev/zero | tr '\\0' p >&2; cat >&2; "
+                    "head -c 10000 /dev/zero | tr '\\0' q >&2; exit 1",
+                    "k", value, 10s);
+  REQUIRE(ends_with(r.stderr_tail, rotation::k_truncation_mark));
+  CHECK(r.stderr_tail.find("bound") == std::string::npos);
+  CHECK(r.stderr_tail.find("[redac") != std::string::npos);
+}
+
+TEST_CASE("rotation redact_stderr: a value too long to capture loses the part before the cut")
+{
+  // 100 KiB of value: longer than the capture margin, so it cannot be
+  // replaced whole; what is there of its beginning at the cut must go.
+  std::string value(100 * 1024, 'x');
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    value[i] = static_cast<char>('a' + (i * 7) % 26);
+  }
+  std::string captured(4000, '.');
+  captured += value.substr(0, rotation::k_stderr_capture - captured.size());
+  const auto out = rotation::redact_stderr(captured, true, {value});
+  CHECK(captured.empty());
+  CHECK(ends_with(out, rotation::k_truncation_mark));
+  CHECK(out.substr(0, out.size() - rotation::k_truncation_mark.size()) == std::string(4000, '.'));
+}
+
+TEST_CASE("rotation partial_form_at_end finds the longest end that begins a form")
+{
+  CHECK(rotation::partial_form_at_end("log: abcab", "abcabd") == 5);
+  CHECK(rotation::partial_form_at_end("log: aaaa", "aaab") == 3);
+  CHECK(rotation::partial_form_at_end("log: xyz", "abc") == 0);
+  CHECK(rotation::partial_form_at_end("", "abc") == 0);
+  CHECK(rotation::partial_form_at_end("abc", "") == 0);
 }

@@ -184,6 +184,26 @@ test("hostile names, ids and options are passed literally or rejected, never int
   await run("secrets_revoke", { lease_id: keep.details.lease_id });
 });
 
+test("secrets_add takes no rotation hook: a tool cannot make the daemon run a command", async () => {
+  const marker = join(scratch, "hooked");
+  assert.deepEqual(Object.keys(tools.secrets_add.parameters.properties).sort(), ["force", "name", "value"]);
+  await assert.rejects(
+    run("secrets_add", { name: "hooked", value: "v-1234567", rotate_via: `touch ${marker}` }),
+    /rotation hooks are set by the user/,
+  );
+  await assert.rejects(run("secrets_add", { name: "hooked", value: "v-1234567", rotateVia: "x" }), /unknown parameter/);
+  assert.ok(!readFileSync(argvLog, "utf8").includes("--rotate-via"), "a hook reached the CLI");
+  // Had it been recorded, the user's next rotate would have run it.
+  let rotated;
+  try {
+    rotated = cli("rotate", "hooked");
+  } catch {
+    // not found (nothing was added) or refused: either way nothing ran
+  }
+  assert.equal(rotated, undefined);
+  assert.equal(existsSync(marker), false, "the tool's hook ran");
+});
+
 test("errors carry the CLI's message and fix, and no value", async () => {
   await assert.rejects(run("secrets_lease", { name: "missing" }), (err) => {
     assert.match(err.message, /secret missing not found/);
