@@ -1,10 +1,12 @@
 #include "daemon/peer.hpp"
 
 #include "util/file.hpp"
+#include "util/process.hpp"
 
 #include <cerrno>
 #include <csignal>
 #include <cstring>
+#include <optional>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -55,9 +57,17 @@ util::UniqueFd pin_peer(int socket_fd, pid_t pid)
   return util::UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
 }
 
-bool still_alive(const util::UniqueFd& pidfd)
+// Whether the pinned process is still alive; nullopt when there is no pidfd
+// or the kernel (or valgrind) has no pidfd_send_signal.
+std::optional<bool> still_alive(const util::UniqueFd& pidfd)
 {
-  return pidfd && ::syscall(SYS_pidfd_send_signal, pidfd.get(), 0, nullptr, 0) == 0;
+  if (!pidfd) {
+    return std::nullopt;
+  }
+  if (::syscall(SYS_pidfd_send_signal, pidfd.get(), 0, nullptr, 0) == 0) {
+    return true;
+  }
+  return errno == ENOSYS ? std::nullopt : std::optional<bool>(false);
 }
 
 } // namespace
@@ -84,11 +94,16 @@ PeerCheck check_peer(int socket_fd)
     return check;
   }
   const auto pidfd = pin_peer(socket_fd, cred.pid);
+  const auto started = util::process_start_time(cred.pid); // the fallback when there is no pidfd
   const std::string proc = "/proc/" + std::to_string(cred.pid) + "/ns/";
   NsId user;
   NsId mnt;
   const bool read = read_ns(proc + "user", user) && read_ns(proc + "mnt", mnt);
-  if (!read || !still_alive(pidfd)) {
+  const int read_errno = errno;
+  const bool same_process =
+    still_alive(pidfd).value_or(started.has_value() && util::process_start_time(cred.pid) == started);
+  errno = read_errno;
+  if (!read || !same_process) {
     check.details = "cannot read the namespaces of peer pid " + std::to_string(cred.pid)
                     + (read ? ": it exited" : std::string(": ") + std::strerror(errno));
     return check;

@@ -15,7 +15,9 @@
 // that is not ours or below it) or whose namespaces we cannot read is refused.
 // Pid reuse: the pid is pinned with a pidfd (SO_PEERPIDFD where the kernel has
 // it, Linux 6.5; else pidfd_open at once), and the namespaces count only if
-// that process is still alive after they were read.
+// that process is still alive after they were read. Where pidfds do not work
+// (old kernels, valgrind), the process's start time must be the same before
+// and after the read instead.
 // Called on the io thread; reads /proc only.
 
 #include <sys/types.h>
