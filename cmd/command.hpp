@@ -39,5 +39,6 @@ void add_exec_command(CLI::App& app, CommandAction& action);
 void add_env_commands(CLI::App& app, CommandAction& action); // env, cleanup, import
 void add_openclaw_resolve_command(CLI::App& app, CommandAction& action);
 void add_completion_command(CLI::App& app, CommandAction& action); // bash|zsh|fish, from the whole tree
+void add_audit_command(CLI::App& app, CommandAction& action);      // --tail (streamed), --verify [--offline]
 
 } // namespace cmd

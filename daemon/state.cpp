@@ -423,6 +423,7 @@ void State::check_not_tripped() const
 void State::join_workers()
 {
   m_workers.join();
+  readers.join();
 }
 
 void State::rotate(const std::string& name, const Peer* peer, std::function<void(RotationOutcome)> done)

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sodium.h>
 #include <string.h> // explicit_bzero
 #include <sys/stat.h>
 
@@ -107,6 +108,35 @@ ProxySpec proxy_from_json(const json& j, const std::string& name, const std::str
     throw bad();
   }
   return spec;
+}
+
+// A malformed audit key stops the load: making a new one would turn every
+// keyed line into one that cannot be checked.
+AuditKey audit_key_from_json(const json& j, const std::string& path, const std::string& fix)
+{
+  const auto bad = [&] { return Error(Errc::decryption, path + ": the \"audit_key\" member is malformed", fix); };
+  if (!j.is_object() || !j.contains("key") || !j["key"].is_string() || !j.contains("first_seq")
+      || !j["first_seq"].is_number_unsigned()) {
+    throw bad();
+  }
+  const std::string& hex = j["key"].get_ref<const std::string&>();
+  AuditKey key;
+  key.key = age::SecretBuffer(32);
+  size_t written = 0;
+  const char* end = nullptr;
+  if (hex.size() != 64
+      || sodium_hex2bin(key.key.data(), key.key.size(), hex.data(), hex.size(), nullptr, &written, &end) != 0
+      || written != 32 || end != hex.data() + hex.size()) {
+    throw bad();
+  }
+  key.first_seq = j["first_seq"].get<uint64_t>();
+  if (const auto it = j.find("earlier_key_lost"); it != j.end() && it->is_boolean()) {
+    key.earlier_key_lost = it->get<bool>();
+  }
+  if (const auto it = j.find("created_at"); it != j.end() && it->is_string()) {
+    key.created_at = util::parse_rfc3339(it->get<std::string>()).value_or(util::TimePoint{});
+  }
+  return key;
 }
 
 // An age-encrypted identity (init --passphrase, or `age -p` by hand).
@@ -215,6 +245,9 @@ std::unique_ptr<Store> Store::open(const util::Paths& paths, const util::Clock& 
   } wipe_doc{doc};
   if (!doc.is_object() || !doc.contains("secrets")) {
     throw Error(Errc::decryption, paths.secrets + " has no \"secrets\" object", fix);
+  }
+  if (const auto it = doc.find("audit_key"); it != doc.end() && !it->is_null()) {
+    store->m_audit_key = audit_key_from_json(*it, paths.secrets, fix);
   }
   const auto& secrets = doc["secrets"];
   if (secrets.is_null()) {
@@ -351,6 +384,18 @@ void Store::mark_rotated(const std::string& name, std::optional<age::SecretBuffe
   }
 }
 
+void Store::set_audit_key(AuditKey key)
+{
+  std::optional<AuditKey> previous = std::move(m_audit_key);
+  m_audit_key = std::move(key);
+  try {
+    persist();
+  } catch (...) {
+    m_audit_key = std::move(previous);
+    throw;
+  }
+}
+
 void Store::persist() const
 {
   json doc = {{"version", 1}, {"secrets", json::object()}};
@@ -375,6 +420,15 @@ void Store::persist() const
                         {"inject", s.info.proxy->inject}};
     }
     doc["secrets"][name] = std::move(entry);
+  }
+  if (m_audit_key) {
+    std::string hex(2 * m_audit_key->key.size() + 1, '\0');
+    sodium_bin2hex(hex.data(), hex.size(), m_audit_key->key.data(), m_audit_key->key.size());
+    hex.pop_back(); // the terminating NUL
+    doc["audit_key"] = {{"key", std::move(hex)},
+                        {"first_seq", m_audit_key->first_seq},
+                        {"earlier_key_lost", m_audit_key->earlier_key_lost},
+                        {"created_at", util::format_rfc3339_nano(m_audit_key->created_at)}};
   }
   std::string plaintext = doc.dump(2);
   WipeOnExit wipe_plaintext{plaintext};
