@@ -361,18 +361,23 @@ void Session::pull(Outgoing& slot, std::optional<json> first_of_id)
       if (id) {
         // Nothing is sent before the first piece, so a failure to start is
         // still an ordinary error reply.
-        piece = "{\"jsonrpc\":\"2.0\",\"id\":" + id->dump() + ",\"result\":" + (done ? "null" : piece);
+        piece = "{\"jsonrpc\":\"2.0\",\"id\":" + id->dump(-1, ' ', false, json::error_handler_t::replace)
+                + ",\"result\":" + (done ? "null" : piece);
       }
     } catch (const util::Error& e) {
       failed = !id;
       if (id) {
-        piece = rpc::make_error(*id, rpc::code_for(e.code()), e.what(), e.fix()).dump() + "\n";
+        piece = rpc::make_error(*id, rpc::code_for(e.code()), e.what(), e.fix())
+                  .dump(-1, ' ', false, json::error_handler_t::replace)
+                + "\n";
         done = true;
       }
     } catch (const std::exception& e) {
       failed = !id;
       if (id) {
-        piece = rpc::make_error(*id, rpc::code::internal, "internal error").dump() + "\n";
+        piece = rpc::make_error(*id, rpc::code::internal, "internal error")
+                  .dump(-1, ' ', false, json::error_handler_t::replace)
+                + "\n";
         done = true;
       }
     }
