@@ -2,21 +2,9 @@
 
 #include "util/error.hpp"
 
-#include <sodium.h>
-
 namespace audit {
 
 namespace {
-
-void ensure_sodium()
-{
-  // sodium_init is idempotent; a function-local static makes the first call
-  // thread-safe without a separate once_flag.
-  static const bool initialized = sodium_init() >= 0;
-  if (!initialized) {
-    throw util::Error(util::Errc::internal, "failed to initialize libsodium");
-  }
-}
 
 bool is_lower_hex(std::string_view s)
 {
@@ -28,37 +16,8 @@ bool is_lower_hex(std::string_view s)
   return true;
 }
 
-} // namespace
-
-std::string sha256_hex(std::string_view data)
-{
-  ensure_sodium();
-  unsigned char digest[crypto_hash_sha256_BYTES];
-  crypto_hash_sha256(digest, reinterpret_cast<const unsigned char*>(data.data()), data.size());
-  static constexpr char k_digits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * sizeof(digest));
-  for (const unsigned char byte : digest) {
-    hex += k_digits[byte >> 4];
-    hex += k_digits[byte & 0x0f];
-  }
-  return hex;
-}
-
-std::string seal_line(std::string_view body)
-{
-  if (body.size() < 2 || body.back() != '}') {
-    throw util::Error(util::Errc::internal, "audit line body is not a JSON object");
-  }
-  std::string line(body.substr(0, body.size() - 1));
-  line.reserve(body.size() + k_hash_member_size);
-  line += k_hash_member_prefix;
-  line += sha256_hex(body);
-  line += "\"}";
-  return line;
-}
-
-std::optional<SealedLine> unseal_line(std::string_view line)
+// Where the hash member starts, if the line ends with a well-formed one.
+std::optional<size_t> hash_member_at(std::string_view line)
 {
   // The shortest sealed line is `{` + hash member + `}`, and something must
   // precede the hash member (it is never the only one).
@@ -67,16 +26,50 @@ std::optional<SealedLine> unseal_line(std::string_view line)
   }
   const size_t member = line.size() - 1 - k_hash_member_size;
   const std::string_view hash_member = line.substr(member, k_hash_member_size);
-  if (!hash_member.starts_with(k_hash_member_prefix) || hash_member.back() != '"') {
+  if (!hash_member.starts_with(k_hash_member_prefix) || hash_member.back() != '"'
+      || !is_lower_hex(hash_member.substr(k_hash_member_prefix.size(), k_digest_hex_size))) {
     return std::nullopt;
   }
-  const std::string_view hash = hash_member.substr(k_hash_member_prefix.size(), k_digest_hex_size);
-  if (!is_lower_hex(hash)) {
+  return member;
+}
+
+} // namespace
+
+std::string seal_line(std::string_view body, std::string_view hash)
+{
+  if (body.size() < 2 || body.back() != '}') {
+    throw util::Error(util::Errc::internal, "audit line body is not a JSON object");
+  }
+  if (hash.size() != k_digest_hex_size || !is_lower_hex(hash)) {
+    throw util::Error(util::Errc::internal, "audit line hash is not 64 lowercase hex digits");
+  }
+  std::string line(body.substr(0, body.size() - 1));
+  line.reserve(body.size() + k_hash_member_size);
+  line += k_hash_member_prefix;
+  line += hash;
+  line += "\"}";
+  return line;
+}
+
+std::string seal_line(std::string_view body)
+{
+  return seal_line(body, sha256_hex(body));
+}
+
+std::optional<SealedLine> unseal_line(std::string_view line)
+{
+  const auto member = hash_member_at(line);
+  if (!member) {
     return std::nullopt;
   }
-  std::string body(line.substr(0, member));
+  std::string body(line.substr(0, *member));
   body += '}';
-  return SealedLine{std::move(body), hash};
+  return SealedLine{std::move(body), line.substr(*member + k_hash_member_prefix.size(), k_digest_hex_size)};
+}
+
+bool has_hash_member(std::string_view line)
+{
+  return hash_member_at(line).has_value();
 }
 
 std::optional<uint64_t> chained_seq(const nlohmann::json& entry)
@@ -89,6 +82,17 @@ std::optional<uint64_t> chained_seq(const nlohmann::json& entry)
     return std::nullopt;
   }
   return seq->get<uint64_t>();
+}
+
+std::string keyed_prev(const std::optional<std::string>& previous)
+{
+  if (!previous) {
+    return std::string(k_genesis_prev);
+  }
+  if (const auto member = hash_member_at(*previous)) {
+    return previous->substr(*member + k_hash_member_prefix.size(), k_digest_hex_size);
+  }
+  return sha256_hex(*previous);
 }
 
 } // namespace audit

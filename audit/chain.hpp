@@ -1,13 +1,21 @@
 #pragma once
-// The hash chain of the audit log (DESIGN.md section 6), on bytes only.
+// The chain of the audit log (DESIGN.md section 6), on bytes only.
 //
 // A line is a compact JSON object whose last two members are
 //   ..., "prev":"<64 hex>", "hash":"<64 hex>"}
-// where prev is SHA-256 of the previous line's bytes (without its '\n') and
-// hash is SHA-256 of this line with the `,"hash":"<64 hex>"` member removed.
-// Because hash is always last and has a fixed length, a verifier removes it
-// textually and never re-serializes: JSON serialization is not byte-stable
-// (key order, escapes, number formats differ between writers and versions).
+// and its body is the line with the `,"hash":"<64 hex>"` member removed.
+// Three kinds of line exist in one file, in this order:
+//  - Go lines (the Go daemon): no seq, prev or hash.
+//  - plain lines (ours before the chain was keyed): hash = SHA-256(body),
+//    prev = SHA-256 of the previous line's bytes (without its '\n').
+//  - keyed lines: hash = HMAC-SHA-256(key, body) (key.hpp), prev = the
+//    previous line's hash member, so that each MAC covers the one before it
+//    and the chain is keyed end to end. After a Go line, prev is SHA-256 of
+//    its bytes.
+// The first line's prev is 64 zeros. Because hash is always last and has a
+// fixed length, a verifier removes it textually and never re-serializes:
+// JSON serialization is not byte-stable (key order, escapes, number formats
+// differ between writers and versions).
 
 #include <nlohmann/json.hpp>
 
@@ -30,7 +38,10 @@ inline constexpr size_t k_hash_member_size = k_hash_member_prefix.size() + k_dig
 std::string sha256_hex(std::string_view data);
 
 // `body` is a compact JSON object, ending in '}', without a hash member.
-// Returns the line with `,"hash":"<sha256_hex(body)>"` appended as its last member.
+// Returns the line with `,"hash":"<hash>"` appended as its last member;
+// `hash` is 64 lowercase hex digits. The one-argument form seals a plain
+// line (hash = sha256_hex(body)).
+std::string seal_line(std::string_view body, std::string_view hash);
 std::string seal_line(std::string_view body);
 
 struct SealedLine
@@ -43,8 +54,16 @@ struct SealedLine
 // nullopt otherwise. Does not check the hash.
 std::optional<SealedLine> unseal_line(std::string_view line);
 
+// Whether the line ends with a well-formed hash member: a cheap test that
+// skips Go lines without parsing them.
+bool has_hash_member(std::string_view line);
+
 // The seq of a parsed line written by us (one carrying hash and an unsigned
 // seq); nullopt for a Go line or anything else.
 std::optional<uint64_t> chained_seq(const nlohmann::json& entry);
+
+// The prev a keyed line carries after `previous` (the previous line's bytes,
+// or nullopt at the start of the file).
+std::string keyed_prev(const std::optional<std::string>& previous);
 
 } // namespace audit

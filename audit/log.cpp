@@ -49,7 +49,8 @@ void strip_forbidden(nlohmann::ordered_json& j)
 
 } // namespace
 
-Log::Log(std::string path, const util::Clock& clock) : m_path(std::move(path)), m_clock(clock)
+Log::Log(std::string path, const util::Clock& clock, Keying keying)
+  : m_path(std::move(path)), m_clock(clock), m_keying(std::move(keying))
 {
   const std::string what = "audit log " + m_path;
   m_fd.reset(::open(m_path.c_str(), O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0600));
@@ -84,14 +85,27 @@ Log::Log(std::string path, const util::Clock& clock) : m_path(std::move(path)), 
 
   ReverseLineReader reader(m_fd.get(), m_durable_size, what);
   auto line = reader.previous();
-  m_prev_hex = line ? sha256_hex(*line) : std::string(k_genesis_prev);
+  if (m_keying.key) {
+    m_prev_hex = keyed_prev(line);
+  } else {
+    m_prev_hex = line ? sha256_hex(*line) : std::string(k_genesis_prev);
+  }
   for (; line; line = reader.previous()) {
+    // Go lines (no hash member) are skipped unparsed: a long Go prefix costs a read, not a parse.
+    if (!has_hash_member(*line)) {
+      continue;
+    }
     if (auto seq = chained_seq(nlohmann::json::parse(*line, nullptr, false))) {
       m_next_seq = *seq + 1;
+      m_last_hash = std::string(unseal_line(*line)->hash);
       break;
     }
   }
   m_durable_seq = m_next_seq - 1;
+  m_durable_hash = m_last_hash;
+  if (m_keying.key && !m_keying.anchor_path.empty()) {
+    m_anchoring = std::make_unique<Anchoring>(m_keying.anchor_path, m_keying.key, m_path);
+  }
 
   m_writer = std::thread([this] { run_writer(); });
 }
@@ -105,6 +119,12 @@ Log::~Log()
   }
   m_writer_cv.notify_one();
   m_writer.join();
+  // The writer is gone: its anchoring state is ours now. The final head
+  // covers the last lines (daemon_stop), which no later batch will anchor.
+  try {
+    anchor(std::nullopt, true);
+  } catch (...) {
+  }
 }
 
 uint64_t Log::append(nlohmann::ordered_json fields)
@@ -145,8 +165,10 @@ uint64_t Log::append(nlohmann::ordered_json fields)
     entry["prev"] = m_prev_hex;
     // replace: a client-supplied name with invalid UTF-8 must not make an
     // action unauditable; the hash covers whatever bytes are written.
-    std::string line = seal_line(entry.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
-    m_prev_hex = sha256_hex(line);
+    const std::string body = entry.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    m_last_hash = m_keying.key ? m_keying.key->mac_hex(body) : sha256_hex(body);
+    std::string line = seal_line(body, m_last_hash);
+    m_prev_hex = m_keying.key ? m_last_hash : sha256_hex(line);
     m_pending += line;
     m_pending += '\n';
     ++m_next_seq;
@@ -201,11 +223,68 @@ uint64_t Log::durable_seq() const
   return m_durable_seq;
 }
 
+Anchor Log::durable_head() const
+{
+  std::lock_guard lock(m_mutex);
+  return Anchor{m_durable_seq, m_durable_hash, {}};
+}
+
+Sink Log::head_sink() const
+{
+  // m_anchoring is set once in the constructor; sink() is atomic.
+  return m_anchoring ? m_anchoring->sink() : Sink::none;
+}
+
+void Log::report_anchor_error(std::optional<Anchor> head)
+{
+  try {
+    anchor(std::move(head), false);
+  } catch (const std::exception& e) {
+    // The lines are durable; only the anchor lags. Said through the same
+    // callback as a failed write, so that the daemon logs it.
+    std::function<void(const std::string&)> on_error;
+    {
+      std::lock_guard lock(m_mutex);
+      on_error = m_on_error;
+    }
+    try {
+      if (on_error) {
+        on_error(std::string("failed to write the audit anchor: ") + e.what());
+      }
+    } catch (...) {
+    }
+  }
+}
+
+void Log::anchor(std::optional<Anchor> head, bool final)
+{
+  if (!m_anchoring) {
+    return;
+  }
+  const auto now = Anchoring::Clock::now();
+  if (head) {
+    m_anchoring->on_durable(head->seq, head->hash, std::move(head->written_at), now);
+  } else {
+    m_anchoring->flush(now, final);
+  }
+}
+
 void Log::run_writer()
 {
   std::unique_lock lock(m_mutex);
+  const auto has_work = [this] { return m_stopping || (!m_pending.empty() && !m_held); };
   while (true) {
-    m_writer_cv.wait(lock, [this] { return m_stopping || (!m_pending.empty() && !m_held); });
+    const auto deadline = m_anchoring ? m_anchoring->deadline() : std::nullopt;
+    if (!deadline) {
+      m_writer_cv.wait(lock, has_work);
+    } else if (!m_writer_cv.wait_until(lock, *deadline, has_work)) {
+      // No batch came to carry the pending anchor: write it now, so a quiet
+      // log's last lines are anchored within the interval, not at the next line.
+      lock.unlock();
+      report_anchor_error(std::nullopt);
+      lock.lock();
+      continue;
+    }
     if (m_pending.empty() || m_held) {
       break; // stopping: everything is written, or the last attempt failed
     }
@@ -223,9 +302,17 @@ void Log::run_writer()
     std::string batch;
     batch.swap(m_pending);
     const uint64_t batch_last = m_next_seq - 1;
+    const std::string batch_last_hash = m_last_hash;
     lock.unlock();
 
     const auto error = write_batch(batch);
+    if (!error) {
+      // Before the batch is reported durable: the first acknowledged line
+      // then always has an anchor on disk (a start that finds keyed lines
+      // and no anchor can call it tampering), and later ones one at most
+      // Anchoring::k_file_interval old.
+      report_anchor_error(Anchor{batch_last, batch_last_hash, util::format_rfc3339_ms(m_clock.now())});
+    }
 
     lock.lock();
     if (error) {
@@ -238,6 +325,7 @@ void Log::run_writer()
     } else {
       m_last_batch_shared = batch_last > m_durable_seq + 1;
       m_durable_seq = batch_last;
+      m_durable_hash = batch_last_hash;
     }
     m_durable_cv.notify_all();
     const auto on_durable = error ? nullptr : m_on_durable;

@@ -12,14 +12,19 @@
 // they may only appear before our first line, and our first line's prev
 // covers the last of them.
 //
-// Limits of a hash chain without a key, which verify_file cannot see:
-// truncating whole lines off the end, and stripping seq/prev/hash from every
-// one of our lines (they then look like Go lines; VerifyResult counts them in
-// legacy_entries).
+// With a key (Keying), every line is keyed (hash = HMAC-SHA-256, prev = the
+// previous line's hash) and the head is anchored (anchor.hpp). Without one
+// the Log writes plain lines, as before the chain was keyed: unit tests and
+// tools only; the daemon always keys its Log. What verify_file can and
+// cannot prove is in verify.hpp.
 //
 // No line ever holds a secret value. Callers guarantee that; as a second line
 // of defence, append() drops any member named "value" at any depth.
 
+#include "audit/anchor.hpp"
+#include "audit/key.hpp"
+#include "audit/read.hpp"
+#include "audit/verify.hpp"
 #include "util/clock.hpp"
 #include "util/file.hpp"
 
@@ -29,6 +34,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -37,34 +43,18 @@
 
 namespace audit {
 
-struct VerifyResult
+// How the daemon keys its Log (daemon/audit_chain.cpp makes it from the store).
+struct Keying
 {
-  bool ok = true;
-  // Complete lines accepted before the first bad one (Go lines included).
-  uint64_t entries = 0;
-  // How many of `entries` are unchained Go lines.
-  uint64_t legacy_entries = 0;
-  std::optional<uint64_t> first_bad_line; // 1-based
-  std::string message;
-  // The file ends with bytes that are not a complete line: a crash mid-write
-  // (Log repairs it on open), or a batch being written at this instant. Not a
-  // chain break: those bytes are never an entry, so ok stays true.
-  bool torn_tail = false;
+  std::shared_ptr<const Key> key;
+  // Where the anchor goes (anchor_path_for(path)); empty: no anchor, no
+  // journal (tests of the chain alone).
+  std::string anchor_path;
+  // Not used by the Log; carried for verify (VerifyOptions), so that the
+  // running daemon verifies with what it keys, even after the store is wiped.
+  uint64_t first_seq = 1;
+  bool earlier_key_lost = false;
 };
-
-// Walks the chain and reports the first broken line: unparsable, edited
-// (hash), deleted or reordered (prev), bad seq, or a line without hash after
-// the chain has started. A missing file is an empty, valid log.
-// Throws util::Error (Errc::io) if the file cannot be read.
-VerifyResult verify_file(const std::string& path);
-
-// The last n parsed entries in file order (0 = all), Go lines included;
-// unparsable lines and a torn tail are skipped. Missing file: empty.
-std::vector<nlohmann::json> tail(const std::string& path, size_t n);
-
-// Our entries with seq greater than `seq`, in order (WAL replay). Reads back
-// from the end only as far as needed. Missing file: empty.
-std::vector<nlohmann::json> read_after(const std::string& path, uint64_t seq);
 
 // The writer. Thread-safe: append() and the queries may be called from any
 // thread. One writer thread does group commit: every line queued while the
@@ -79,10 +69,12 @@ public:
   // world-accessible. A torn last line (no '\n', a crash mid-write) is cut
   // off and synced, never chained onto; torn_tail_repaired() reports it.
   // Then finds the last seq and the last line's hash and starts the writer.
-  // Throws util::Error (Errc::io).
-  Log(std::string path, const util::Clock& clock);
-  // Writes everything pending (one last attempt if writes were failing) and
-  // stops the writer thread.
+  // With keying.key set, every line it appends is keyed and the head is
+  // anchored. Throws util::Error (Errc::io).
+  Log(std::string path, const util::Clock& clock, Keying keying = {});
+  // Writes everything pending (one last attempt if writes were failing),
+  // stops the writer thread, then anchors the final head (so that the last
+  // line, daemon_stop, is covered).
   ~Log();
   Log(const Log&) = delete;
   Log& operator=(const Log&) = delete;
@@ -109,6 +101,13 @@ public:
 
   uint64_t last_seq() const;    // the last seq assigned (0 if none)
   uint64_t durable_seq() const; // every line up to it is on disk
+  // The last durable line's seq and hash (seq 0 before any line of ours):
+  // what the file must still contain, whatever the anchor file says.
+  Anchor durable_head() const;
+  // The key lines are keyed with (null: plain lines), and the rest of the keying.
+  const Keying& keying() const { return m_keying; }
+  // Where the head was last published (none before the first, or without a key).
+  Sink head_sink() const;
   bool torn_tail_repaired() const { return m_torn_tail_bytes > 0; }
   uint64_t torn_tail_bytes() const { return m_torn_tail_bytes; }
   // fdatasync calls made for batches (tests and benchmarks check batching).
@@ -121,9 +120,15 @@ private:
   // on the writer thread only, as do the members it touches.
   std::optional<std::string> write_batch(std::string_view batch);
   void cut_to_durable_size();
+  // Writer thread: anchors the head after a durable batch, or at a deadline.
+  void anchor(std::optional<Anchor> head, bool final);
+  // The same, for the writer loop: a failure goes to the on_error callback.
+  void report_anchor_error(std::optional<Anchor> head);
 
   const std::string m_path;
   const util::Clock& m_clock;
+  const Keying m_keying;
+  std::unique_ptr<Anchoring> m_anchoring; // null without a key; writer thread only
   util::UniqueFd m_fd;
   uint64_t m_torn_tail_bytes = 0;
   std::atomic<uint64_t> m_sync_count{0};
@@ -138,7 +143,9 @@ private:
   uint64_t m_next_seq = 1;
   uint64_t m_durable_seq = 0;
   bool m_last_batch_shared = false; // the last fdatasync covered more than one line
-  std::string m_prev_hex;      // sha256 of the last line appended
+  std::string m_prev_hex;      // what the next line's prev is (chain.hpp)
+  std::string m_last_hash;     // the hash member of the last line appended
+  std::string m_durable_hash;  // the hash member of line m_durable_seq
   std::string m_pending;       // lines appended, not yet handed to the writer
   bool m_held = false;         // the last write failed: wait for a retry request
   uint64_t m_failures = 0;     // failed attempts so far

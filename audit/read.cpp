@@ -1,8 +1,8 @@
-// Reading an audit file without a Log: verify, tail, and WAL replay.
+// Reading an audit file without a Log: tail, WAL replay, the head.
+
+#include "audit/read.hpp"
 
 #include "audit/chain.hpp"
-#include "audit/lines.hpp"
-#include "audit/log.hpp"
 #include "util/error.hpp"
 
 #include <cerrno>
@@ -38,118 +38,69 @@ nlohmann::json parse_entry(const std::string& line)
   return nlohmann::json::parse(line, nullptr, false);
 }
 
-} // namespace
-
-VerifyResult verify_file(const std::string& path)
+// An entry as tail returns it: a JSON object. accept() checks without
+// building the object, which a streamed tail never needs.
+bool is_entry(const std::string& line)
 {
-  VerifyResult result;
-  auto file = open_for_reading(path);
-  if (!file) {
-    result.message = "no audit log at " + path;
-    return result;
-  }
-  LineReader reader(file->first.get(), file->second, "audit log " + path);
-
-  uint64_t number = 0;
-  std::string expected_prev(k_genesis_prev);
-  std::optional<uint64_t> last_seq; // set once our chain has started
-  const auto broken = [&](const std::string& why) {
-    result.ok = false;
-    result.first_bad_line = number;
-    result.message = "line " + std::to_string(number) + " of " + path + ": " + why;
-    return result;
-  };
-
-  while (auto line = reader.next()) {
-    ++number;
-    const std::string prev = std::move(expected_prev);
-    expected_prev = sha256_hex(*line);
-    const auto entry = parse_entry(*line);
-    if (!entry.is_object()) {
-      return broken("not a JSON object");
-    }
-
-    if (!entry.contains("hash")) {
-      if (last_seq) {
-        return broken("no hash after the chain started (a line was inserted, or its hash stripped)");
-      }
-      if (entry.contains("seq") || entry.contains("prev")) {
-        return broken("seq or prev without hash (its hash was stripped)");
-      }
-      ++result.entries;
-      ++result.legacy_entries;
-      continue;
-    }
-
-    const auto sealed = unseal_line(*line);
-    const auto& claimed = entry["hash"];
-    if (!sealed || !claimed.is_string() || claimed.get_ref<const std::string&>() != sealed->hash) {
-      return broken("hash is malformed or not the last member");
-    }
-    if (sha256_hex(sealed->body) != sealed->hash) {
-      return broken("hash does not match the line (it was edited)");
-    }
-
-    const auto prev_member = entry.find("prev");
-    if (prev_member == entry.end() || !prev_member->is_string()
-        || prev_member->get_ref<const std::string&>() != prev) {
-      return broken(number == 1 ? "prev is not the first line's all-zero value (lines were deleted before it)"
-                                : "prev does not match line " + std::to_string(number - 1)
-                                    + " (a line was deleted, inserted or reordered)");
-    }
-
-    const uint64_t want_seq = last_seq ? *last_seq + 1 : 1;
-    const auto seq = chained_seq(entry);
-    if (!seq || *seq != want_seq) {
-      return broken("seq is " + (seq ? std::to_string(*seq) : std::string("missing")) + ", expected "
-                    + std::to_string(want_seq));
-    }
-    last_seq = seq;
-    ++result.entries;
-  }
-
-  result.torn_tail = !reader.fragment().empty();
-  result.message = std::to_string(result.entries) + " entries verified";
-  if (result.legacy_entries > 0) {
-    result.message += ", " + std::to_string(result.legacy_entries) + " of them unchained lines from the Go daemon";
-  }
-  if (result.torn_tail) {
-    result.message += "; the last line is incomplete (" + std::to_string(reader.fragment().size())
-                      + " bytes, a torn write): the daemon removes it when it next opens the log";
-  }
-  return result;
+  const auto start = line.find_first_not_of(" \t\r");
+  return start != std::string::npos && line[start] == '{' && nlohmann::json::accept(line);
 }
+
+} // namespace
 
 std::vector<nlohmann::json> tail(const std::string& path, size_t n)
 {
   std::vector<nlohmann::json> entries;
+  TailReader reader(path, n);
+  while (auto line = reader.next()) {
+    entries.push_back(parse_entry(*line));
+  }
+  return entries;
+}
+
+TailReader::TailReader(const std::string& path, size_t n)
+{
   auto file = open_for_reading(path);
   if (!file) {
-    return entries;
+    return;
   }
-  const int fd = file->first.get();
+  m_fd = std::move(file->first);
   const std::string what = "audit log " + path;
-  if (n == 0) {
-    LineReader reader(fd, file->second, what);
-    while (auto line = reader.next()) {
-      if (auto entry = parse_entry(*line); entry.is_object()) {
-        entries.push_back(std::move(entry));
+  const uint64_t end = complete_prefix_size(m_fd.get(), file->second, what);
+  uint64_t start = 0;
+  if (n > 0) {
+    // Back from the end over n entries; the forward read then starts at the
+    // first of them. Only a line's length is ever held.
+    ReverseLineReader back(m_fd.get(), end, what);
+    uint64_t offset = end;
+    size_t found = 0;
+    while (found < n) {
+      auto line = back.previous();
+      if (!line) {
+        break;
       }
+      offset -= line->size() + 1;
+      found += is_entry(*line) ? 1 : 0;
     }
-    return entries;
+    start = offset;
   }
-  ReverseLineReader reader(fd, complete_prefix_size(fd, file->second, what), what);
-  while (entries.size() < n) {
-    auto line = reader.previous();
-    if (!line) {
-      break;
-    }
-    if (auto entry = parse_entry(*line); entry.is_object()) {
-      entries.push_back(std::move(entry));
+  if (::lseek(m_fd.get(), static_cast<off_t>(start), SEEK_SET) < 0) {
+    util::throw_errno("failed to seek in " + what);
+  }
+  m_reader.emplace(m_fd.get(), end - start, what);
+}
+
+std::optional<std::string> TailReader::next()
+{
+  if (!m_reader) {
+    return std::nullopt;
+  }
+  while (auto line = m_reader->next()) {
+    if (is_entry(*line)) {
+      return line;
     }
   }
-  std::reverse(entries.begin(), entries.end());
-  return entries;
+  return std::nullopt;
 }
 
 std::vector<nlohmann::json> read_after(const std::string& path, uint64_t seq)
@@ -165,6 +116,9 @@ std::vector<nlohmann::json> read_after(const std::string& path, uint64_t seq)
   // the end is where replay starts: a snapshot's tail is read, not the log.
   ReverseLineReader reader(fd, complete_prefix_size(fd, file->second, what), what);
   while (auto line = reader.previous()) {
+    if (!has_hash_member(*line)) {
+      continue; // a Go line: never replayed, so not parsed
+    }
     auto entry = parse_entry(*line);
     const auto entry_seq = chained_seq(entry);
     if (!entry_seq) {
@@ -177,6 +131,56 @@ std::vector<nlohmann::json> read_after(const std::string& path, uint64_t seq)
   }
   std::reverse(entries.begin(), entries.end());
   return entries;
+}
+
+Head read_head(const std::string& path)
+{
+  Head head;
+  auto file = open_for_reading(path);
+  if (!file) {
+    return head;
+  }
+  const int fd = file->first.get();
+  const std::string what = "audit log " + path;
+  ReverseLineReader reader(fd, complete_prefix_size(fd, file->second, what), what);
+  while (auto line = reader.previous()) {
+    const auto sealed = unseal_line(*line);
+    if (!sealed) {
+      continue;
+    }
+    if (const auto seq = chained_seq(parse_entry(*line))) {
+      head.seq = *seq;
+      head.hash = std::string(sealed->hash);
+      head.body = sealed->body;
+      break;
+    }
+  }
+  return head;
+}
+
+std::optional<std::string> find_line(const std::string& path, uint64_t seq)
+{
+  auto file = open_for_reading(path);
+  if (!file) {
+    return std::nullopt;
+  }
+  const int fd = file->first.get();
+  const std::string what = "audit log " + path;
+  ReverseLineReader reader(fd, complete_prefix_size(fd, file->second, what), what);
+  while (auto line = reader.previous()) {
+    if (!has_hash_member(*line)) {
+      continue;
+    }
+    const auto entry_seq = chained_seq(parse_entry(*line));
+    if (!entry_seq || *entry_seq > seq) {
+      continue;
+    }
+    if (*entry_seq == seq) {
+      return line;
+    }
+    break; // seq only grows along the file: it is not there
+  }
+  return std::nullopt;
 }
 
 } // namespace audit

@@ -46,5 +46,6 @@ void add_hook_commands(CLI::App& app, CommandAction& action);      // hook allow
 // For `add --rotate-via`: the `secrets hook allow` to run when hooks.json does
 // not already allow `rotate_via` for `name`; nullopt when it does (or no hook).
 std::optional<Action> hook_hint(const std::string& name, const std::string& rotate_via);
+void add_audit_command(CLI::App& app, CommandAction& action);      // --tail (streamed), --verify [--offline]
 
 } // namespace cmd

@@ -138,11 +138,9 @@ struct Options
   bool rotate = false;
   bool wipe = false;
   bool yes = false;
-  bool verify = false;
   bool reset = false;
   bool warnings_only = false;
   bool require_proxy = false;
-  int tail = 0;
 };
 
 const std::vector<std::pair<std::string, std::string>> k_commands = {
@@ -159,7 +157,7 @@ const std::vector<std::pair<std::string, std::string>> k_commands = {
   {"rollback NAME [--to N]", "restore an earlier value (default: the previous one); the replaced one is kept"},
   {"hook allow NAME 'COMMAND' | hook remove NAME | hook list", "the rotation hooks allowed to run (hooks.json)"},
   {"remove NAME", "delete a secret and revoke its leases"},
-  {"audit [--tail N] [--verify]", "show or verify the hash-chained audit log"},
+  {"audit [--tail N] [--verify [--offline]]", "show or verify the keyed, anchored audit log"},
   {"status [--reset]", "show the daemon's state; --reset clears a tripped heartbeat"},
   {"health [--warnings]", "show stale secrets, missing hooks and leases about to expire"},
   {"config", "print the effective configuration"},
@@ -325,26 +323,6 @@ Outcome do_renew(const Options& o)
                             {"secrets revoke " + o.lease_id, "end it now"}})};
 }
 
-Outcome do_audit(const Options& o)
-{
-  if (o.verify) {
-    json result = call("secrets.verifyAudit");
-    if (!result.value("ok", false)) {
-      return {error_envelope("secrets audit", "audit chain broken: " + result.value("message", std::string()),
-                             "audit_tampered", "inspect line " + result.value("first_bad_line", json(0)).dump() +
-                                                 " of audit.log; the chain from there on cannot be trusted"),
-              exit_code::error};
-    }
-    return {success_envelope("secrets audit", result, {{"secrets audit --tail 20", "show recent entries"}})};
-  }
-  if (o.tail < 0) {
-    return {error_envelope("secrets audit", "--tail must be 0 (all) or positive", "usage", "secrets audit --tail 20"),
-            exit_code::usage};
-  }
-  json result = call("secrets.audit", {{"tail", o.tail}});
-  return {success_envelope("secrets audit", result, {{"secrets audit --verify", "verify the hash chain"}})};
-}
-
 } // namespace
 
 int run(int argc, char** argv)
@@ -437,10 +415,7 @@ int run(int argc, char** argv)
     };
   });
 
-  auto* audit = app.add_subcommand("audit", "show or verify the audit log");
-  audit->add_option("--tail", o.tail, "show the last N entries (0 = all)");
-  audit->add_flag("--verify", o.verify, "verify the hash chain");
-  audit->callback([&] { action = [&] { return do_audit(o); }; });
+  add_audit_command(app, action);
 
   auto* rotate = app.add_subcommand("rotate", "run a secret's rotation hook; its trimmed stdout becomes the value");
   rotate->add_option("name", o.name, "secret name")->required();

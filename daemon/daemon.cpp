@@ -1,5 +1,6 @@
 #include "daemon/daemon.hpp"
 
+#include "daemon/audit_chain.hpp"
 #include "daemon/session.hpp"
 #include "daemon/snapshot.hpp"
 #include "daemon/state.hpp"
@@ -263,7 +264,8 @@ void serve(const util::Paths& home_paths, const ServeOptions& options)
                     ? asio::local::stream_protocol::acceptor(io, asio::local::stream_protocol(), activated_fd)
                     : bind_socket(io, paths.socket);
 
-  audit::Log log(paths.audit, clock);
+  // Keyed with the store's audit key (made on the first start), anchor checked.
+  audit::Log log(paths.audit, clock, start_audit_chain(*store, paths, clock));
   if (log.torn_tail_repaired()) {
     spdlog::warn("audit.log ended in a torn line (a crash mid-write); it was truncated away");
   }

@@ -203,6 +203,21 @@ json Session::dispatch(const json& request)
   if (!params.is_object()) {
     return rpc::make_error(id, rpc::code::invalid_params, "invalid params: params must be an object");
   }
+  if (method->second.stream_handler) {
+    std::shared_ptr<ResultStream> stream;
+    json early = guarded(id, method->second, params, [&] {
+      stream = method->second.stream_handler(m_state, Request{params, m_peer, shared_from_this()});
+      return json();
+    });
+    if (!stream) {
+      return early; // bad params, or a file that cannot be opened
+    }
+    // The first piece is read now; each later one only after the one before
+    // it has been written (flush, pull), so one piece at most is held.
+    m_queue.push_back({0, {}, false, std::move(stream)});
+    pull(m_queue.back(), id);
+    return nullptr;
+  }
   if (method->second.async_handler) {
     m_queue.push_back({0, {}, false});
     Outgoing* slot = &m_queue.back(); // deque elements stay put until popped
@@ -303,8 +318,8 @@ void Session::flush()
     }
     return;
   }
-  if (!m_queue.front().ready) {
-    return; // an async method has not answered yet
+  if (!m_queue.front().ready && m_queue.front().data.empty()) {
+    return; // an async method has not answered yet, or a stream's next piece is being read
   }
   if (m_queue.front().seq > m_state.log.durable_seq()) {
     // Its audit line is not durable yet; on_durable() calls again.
@@ -317,10 +332,18 @@ void Session::flush()
   m_writing = true;
   asio::async_write(m_socket, asio::buffer(m_queue.front().data),
                     [self = shared_from_this()](const boost::system::error_code& ec, size_t) {
-                      auto& sent = self->m_queue.front().data;
-                      explicit_bzero(sent.data(), sent.size()); // a lease reply carries a value
-                      self->m_queue.pop_front();
+                      auto& front = self->m_queue.front();
+                      explicit_bzero(front.data.data(), front.data.size()); // a lease reply carries a value
                       self->m_writing = false;
+                      if (!ec && !front.ready && !self->m_closed) {
+                        // A piece of a streamed result: the slot stays, and the
+                        // next piece is read now that this one is out.
+                        front.data.clear();
+                        self->arm_idle_timer(); // a long stream is not an idle connection
+                        self->pull(front);
+                        return;
+                      }
+                      self->m_queue.pop_front();
                       if (ec) {
                         spdlog::debug("write failed: {}", ec.message());
                         self->close();
@@ -328,6 +351,62 @@ void Session::flush()
                       }
                       self->flush();
                     });
+}
+
+void Session::pull(Outgoing& slot, std::optional<json> first_of_id)
+{
+  asio::post(m_state.readers, [self = shared_from_this(), slot = &slot, stream = slot.stream,
+                               id = std::move(first_of_id)] {
+    std::string piece;
+    bool failed = false;
+    bool done = false;
+    try {
+      piece = stream->next();
+      done = piece.empty();
+      if (id) {
+        // Nothing is sent before the first piece, so a failure to start is
+        // still an ordinary error reply.
+        piece = "{\"jsonrpc\":\"2.0\",\"id\":" + id->dump(-1, ' ', false, json::error_handler_t::replace)
+                + ",\"result\":" + (done ? "null" : piece);
+      }
+    } catch (const util::Error& e) {
+      failed = !id;
+      if (id) {
+        piece = rpc::make_error(*id, rpc::code_for(e.code()), e.what(), e.fix())
+                  .dump(-1, ' ', false, json::error_handler_t::replace)
+                + "\n";
+        done = true;
+      }
+    } catch (const std::exception& e) {
+      failed = !id;
+      if (id) {
+        piece = rpc::make_error(*id, rpc::code::internal, "internal error")
+                  .dump(-1, ' ', false, json::error_handler_t::replace)
+                + "\n";
+        done = true;
+      }
+    }
+    if (failed) {
+      spdlog::warn("a streamed reply failed after it had started; closing its connection");
+    }
+    asio::post(self->m_state.io, [self, slot, piece = std::move(piece), failed, done]() mutable {
+      if (self->m_closed) {
+        return; // close() dropped the queue, slot included
+      }
+      if (failed) {
+        self->close();
+        return;
+      }
+      slot->data = std::move(piece);
+      if (done) {
+        if (slot->data.empty() || slot->data.back() != '\n') {
+          slot->data += "}\n";
+        }
+        slot->ready = true;
+      }
+      self->flush();
+    });
+  });
 }
 
 void Session::close()

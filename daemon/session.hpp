@@ -9,6 +9,7 @@
 
 #include <deque>
 #include <memory>
+#include <optional>
 
 namespace server {
 
@@ -28,7 +29,8 @@ private:
   {
     uint64_t seq;
     std::string data;
-    bool ready = true; // false while an async method works
+    bool ready = true; // false while an async method works, or a stream has more pieces
+    std::shared_ptr<ResultStream> stream = nullptr; // a streamed result: `data` is its next piece
   };
 
   void read_next();
@@ -38,6 +40,9 @@ private:
   // Runs one handler body inside the request's exception boundary; audits failures.
   json guarded(const json& id, const Method& method, const json& params, const std::function<json()>& body);
   void enqueue(json reply, uint64_t seq, bool close_after = false);
+  // Asks the stream of `slot` for its next piece, on a worker; the first
+  // piece (`first_of_id` set) carries the reply's head, or becomes an error reply.
+  void pull(Outgoing& slot, std::optional<json> first_of_id = std::nullopt);
   void flush();
   void arm_idle_timer();
   void close();

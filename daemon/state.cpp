@@ -416,6 +416,7 @@ void State::check_not_tripped() const
 void State::join_workers()
 {
   m_workers.join();
+  readers.join();
 }
 
 void State::audit_hooks_change(const config::Hooks& hooks, const Peer* peer)

@@ -111,8 +111,11 @@ public:
   void rewatch_holders();
   // Throws killswitch_tripped when new leases (or store changes) are refused.
   void check_not_tripped() const;
-  // Waits for running hooks (shutdown).
+  // Waits for running hooks and reads (shutdown).
   void join_workers();
+  // Long reads of the audit log (verify, tail), apart from the hooks' pool so
+  // that neither waits for the other, and never on the io thread.
+  asio::thread_pool readers{2};
 
   bool wiped = false;                 // the killswitch destroyed the store
   bool killswitch_running = false;    // revoke --all is rotating or wiping
@@ -213,12 +216,29 @@ using Handler = std::function<json(State&, const Request&)>;
 using Responder = std::function<void(std::function<json()>)>;
 using AsyncHandler = std::function<void(State&, const Request&, Responder)>;
 
+// A result produced in pieces on a worker (State::readers): the session asks
+// for the next piece only once the previous one is on the socket, so neither
+// a 300 MB reply nor a slow client holds memory or a thread. Concatenated,
+// the pieces are the result's JSON text (secrets.audit streams a whole log).
+class ResultStream
+{
+public:
+  virtual ~ResultStream() = default;
+  // On a worker: the next piece; an empty string at the end. A throw after
+  // the first piece closes the connection: the reply cannot be completed.
+  virtual std::string next() = 0;
+};
+// On the io thread: checks the params (a throw is an ordinary error reply)
+// and opens what the stream will read.
+using StreamHandler = std::function<std::unique_ptr<ResultStream>(State&, const Request&)>;
+
 struct Method
 {
   Handler handler;
   // On failure the dispatcher audits this action with success=false.
   const char* audit_action = nullptr;
   AsyncHandler async_handler = nullptr; // set instead of handler for slow work (hooks)
+  StreamHandler stream_handler = nullptr; // set instead of handler for a streamed result
 };
 
 using MethodTable = std::map<std::string, Method, std::less<>>;

@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <sodium.h>
 #include <string.h> // explicit_bzero
 #include <sys/stat.h>
 
@@ -147,6 +148,35 @@ void keep_replaced(Secret& s, const age::SecretBuffer& next, util::TimePoint now
   }
 }
 
+// A malformed audit key stops the load: making a new one would turn every
+// keyed line into one that cannot be checked.
+AuditKey audit_key_from_json(const json& j, const std::string& path, const std::string& fix)
+{
+  const auto bad = [&] { return Error(Errc::decryption, path + ": the \"audit_key\" member is malformed", fix); };
+  if (!j.is_object() || !j.contains("key") || !j["key"].is_string() || !j.contains("first_seq")
+      || !j["first_seq"].is_number_unsigned()) {
+    throw bad();
+  }
+  const std::string& hex = j["key"].get_ref<const std::string&>();
+  AuditKey key;
+  key.key = age::SecretBuffer(32);
+  size_t written = 0;
+  const char* end = nullptr;
+  if (hex.size() != 64
+      || sodium_hex2bin(key.key.data(), key.key.size(), hex.data(), hex.size(), nullptr, &written, &end) != 0
+      || written != 32 || end != hex.data() + hex.size()) {
+    throw bad();
+  }
+  key.first_seq = j["first_seq"].get<uint64_t>();
+  if (const auto it = j.find("earlier_key_lost"); it != j.end() && it->is_boolean()) {
+    key.earlier_key_lost = it->get<bool>();
+  }
+  if (const auto it = j.find("created_at"); it != j.end() && it->is_string()) {
+    key.created_at = util::parse_rfc3339(it->get<std::string>()).value_or(util::TimePoint{});
+  }
+  return key;
+}
+
 // An age-encrypted identity (init --passphrase, or `age -p` by hand).
 bool is_age_file(std::string_view text)
 {
@@ -253,6 +283,9 @@ std::unique_ptr<Store> Store::open(const util::Paths& paths, const util::Clock& 
   } wipe_doc{doc};
   if (!doc.is_object() || !doc.contains("secrets")) {
     throw Error(Errc::decryption, paths.secrets + " has no \"secrets\" object", fix);
+  }
+  if (const auto it = doc.find("audit_key"); it != doc.end() && !it->is_null()) {
+    store->m_audit_key = audit_key_from_json(*it, paths.secrets, fix);
   }
   const auto& secrets = doc["secrets"];
   if (secrets.is_null()) {
@@ -439,6 +472,18 @@ util::TimePoint Store::rollback(const std::string& name, size_t number)
   return restored_from;
 }
 
+void Store::set_audit_key(AuditKey key)
+{
+  std::optional<AuditKey> previous = std::move(m_audit_key);
+  m_audit_key = std::move(key);
+  try {
+    persist();
+  } catch (...) {
+    m_audit_key = std::move(previous);
+    throw;
+  }
+}
+
 void Store::persist() const
 {
   json doc = {{"version", 1}, {"secrets", json::object()}};
@@ -471,6 +516,15 @@ void Store::persist() const
       entry["versions"] = std::move(versions);
     }
     doc["secrets"][name] = std::move(entry);
+  }
+  if (m_audit_key) {
+    std::string hex(2 * m_audit_key->key.size() + 1, '\0');
+    sodium_bin2hex(hex.data(), hex.size(), m_audit_key->key.data(), m_audit_key->key.size());
+    hex.pop_back(); // the terminating NUL
+    doc["audit_key"] = {{"key", std::move(hex)},
+                        {"first_seq", m_audit_key->first_seq},
+                        {"earlier_key_lost", m_audit_key->earlier_key_lost},
+                        {"created_at", util::format_rfc3339_nano(m_audit_key->created_at)}};
   }
   std::string plaintext = doc.dump(2);
   WipeOnExit wipe_plaintext{plaintext};

@@ -3,7 +3,7 @@
 // recipient, holding the Go agent-secrets plaintext schema
 //   {"version":1,"secrets":{NAME:{"name","created_at","updated_at",
 //                                 "rotate_via"?,"last_rotated","value",
-//                                 "proxy"?,"versions"?}}}
+//                                 "proxy"?,"versions"?}},"audit_key"?:{...}}
 // so that a Go home directory works unchanged and `age -d -i identity.age
 // secrets.age` shows it. "proxy" and "versions" are ours; the Go daemon
 // ignores them when it reads the file, and drops them when it next writes it.
@@ -77,6 +77,22 @@ struct Secret
   std::vector<Version> versions; // newest first: versions[0] is version 1
 };
 
+// The audit chain's key (DESIGN.md section 6), a top-level member of the
+// plaintext that the Go daemon ignores:
+//   "audit_key":{"key":"<64 hex>","first_seq":N,"earlier_key_lost":bool,"created_at":"..."}
+// first_seq is the seq of the first line keyed under it: lines before it are
+// plain or Go lines, or (earlier_key_lost) lines keyed under a key that is
+// gone. The store only keeps it: the daemon makes it (daemon/audit_chain.cpp).
+// The Go daemon drops the member when it rewrites the file; ours then makes a
+// new key on its next start.
+struct AuditKey
+{
+  age::SecretBuffer key; // 32 bytes
+  uint64_t first_seq = 1;
+  bool earlier_key_lost = false;
+  util::TimePoint created_at;
+};
+
 // Names are what a user would put in an env var or a file name.
 bool is_valid_name(std::string_view name);
 
@@ -115,7 +131,14 @@ public:
   {
     ++m_generation;
     m_secrets.clear();
+    m_audit_key.reset();
   }
+
+  // The audit chain's key; null when the store has none yet.
+  const AuditKey* audit_key() const { return m_audit_key ? &*m_audit_key : nullptr; }
+  // Replaces the audit key and writes the store; on a failed write, memory is
+  // rolled back and the error thrown.
+  void set_audit_key(AuditKey key);
 
   // Moves on with every add, remove, rotation and forget_all (also one that
   // fails). Safe to read from any thread: the proxy's cached grants compare it.
@@ -133,6 +156,7 @@ private:
   const util::Clock& m_clock;
   std::vector<age::X25519Recipient> m_recipients;
   std::map<std::string, Secret> m_secrets;
+  std::optional<AuditKey> m_audit_key;
   std::atomic<uint64_t> m_generation{0};
 };
 

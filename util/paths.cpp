@@ -20,6 +20,7 @@ Paths paths_for(const std::string& home)
   p.secrets = home + "/secrets.age";
   p.leases = home + "/leases.json";
   p.state = home + "/state.json";
+  p.anchor = home + "/audit.anchor";
   p.audit = home + "/audit.log";
   p.config = home + "/config.json";
   p.socket = home + "/agent-secrets.sock";
@@ -59,8 +60,8 @@ void check_home(const Paths& paths)
   if (auto problem = permission_problem(paths.home, true)) {
     throw Error(Errc::io, "refusing to start: " + *problem, "chmod 700 " + paths.home);
   }
-  for (const auto* file : {&paths.identity, &paths.secrets, &paths.leases, &paths.state, &paths.audit, &paths.config,
-                           &paths.pid, &paths.log}) {
+  for (const auto* file : {&paths.identity, &paths.secrets, &paths.leases, &paths.state, &paths.audit, &paths.anchor,
+                           &paths.config, &paths.pid, &paths.log}) {
     // A symlink would send our reads, and our writes' renames, somewhere we did not choose.
     struct stat st{};
     if (::lstat(file->c_str(), &st) == 0 && S_ISLNK(st.st_mode)) {

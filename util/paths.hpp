@@ -13,6 +13,7 @@ struct Paths
   std::string secrets;
   std::string leases;
   std::string state; // state.json: our lease state beside Go's leases.json
+  std::string anchor; // audit.anchor: the audit chain's last anchored head (audit/anchor.hpp)
   std::string audit;
   std::string config;
   std::string socket;
