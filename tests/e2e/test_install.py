@@ -121,6 +121,7 @@ class Install(E2ETestCase):
         exe = self.installed("bin", "secrets")
         self.assertIn('ExecStart="%s" serve\n' % exe, text)
         self.assertIn("LimitCORE=0\n", text)
+        self.assertIn("Delegate=yes\n", text)  # hooks make cgroups of their own under it
         self.assertIn("Restart=on-failure\n", text)
         self.assertIn('Environment="AGENT_SECRETS_HOME=%s"' % self.store, text)
         with open(os.path.join(os.path.dirname(unit), "agent-secrets.socket")) as f:
