@@ -1,8 +1,12 @@
 // secrets.status, secrets.health
+#include "config/hooks.hpp"
 #include "daemon/state.hpp"
+#include "util/error.hpp"
 #include "util/time.hpp"
 
 #include <unistd.h>
+
+#include <optional>
 
 namespace server {
 
@@ -47,6 +51,15 @@ json health(State& s, const Request&)
   json warnings = json::array();
   size_t never_rotated = 0;
   size_t stale = 0;
+  // A hook recorded but not allowed (a home moved from the Go version, or a
+  // rotate_via some client set) would be refused at the next rotation: say so now.
+  std::optional<config::Hooks> hooks;
+  std::string hooks_error;
+  try {
+    hooks = config::load_hooks(s.paths);
+  } catch (const util::Error& e) {
+    hooks_error = e.what();
+  }
   for (const auto& info : s.store->list()) {
     if (!info.last_rotated) {
       ++never_rotated;
@@ -54,6 +67,15 @@ json health(State& s, const Request&)
     if (info.rotate_via.empty()) {
       auto w = warning("no_rotation_hook", "info", "secret " + info.name + " has no rotation hook");
       w["secret_name"] = info.name;
+      warnings.push_back(std::move(w));
+    } else if (const std::string* allowed = hooks ? hooks->find(info.name) : nullptr;
+               !allowed || *allowed != info.rotate_via) {
+      auto w = warning("hook_not_allowed", "warning",
+                       "secret " + info.name + "'s rotation hook is not allowed by hooks.json"
+                         + (hooks_error.empty() ? std::string() : " (" + hooks_error + ")")
+                         + "; rotate refuses it");
+      w["secret_name"] = info.name;
+      w["fix"] = "secrets hook allow " + info.name + " " + config::shell_quote(info.rotate_via);
       warnings.push_back(std::move(w));
     }
     const auto leased = s.last_leased.find(info.name);

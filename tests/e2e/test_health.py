@@ -1,5 +1,5 @@
 """secrets health: the Go report (expiring leases, missing hooks, stale
-secrets), read from the daemon's last_leased index, which survives restarts
+secrets) plus hooks that hooks.json does not allow, read from the daemon's last_leased index, which survives restarts
 in state.json."""
 import datetime as dt
 import json
@@ -43,7 +43,19 @@ class Health(E2ETestCase):
     def test_warnings_only(self):
         res = self.warnings("--warnings")
         self.assertEqual(set(res), {"status", "warnings"})
-        self.assertEqual([w["type"] for w in res["warnings"]], ["no_rotation_hook"])
+        self.assertEqual(sorted(w["type"] for w in res["warnings"]), ["hook_not_allowed", "no_rotation_hook"])
+
+    def test_a_hook_hooks_json_does_not_allow_is_named_with_its_fix(self):
+        def not_allowed():
+            return [w for w in self.warnings()["warnings"] if w["type"] == "hook_not_allowed"]
+        w = not_allowed()
+        self.assertEqual([x["secret_name"] for x in w], ["hooked"])
+        self.assertEqual(w[0]["fix"], "secrets hook allow hooked 'echo next'")
+        self.assertEqual(self.home.run("hook", "allow", "hooked", "echo next").rc, 0)
+        self.assertEqual(not_allowed(), [])
+        # An allowlist entry for another command allows nothing.
+        self.assertEqual(self.home.run("hook", "allow", "hooked", "echo other").rc, 0)
+        self.assertEqual([x["secret_name"] for x in not_allowed()], ["hooked"])
 
     def test_index_survives_restart_and_marks_stale_secrets(self):
         self.home.lease_json("plain")
