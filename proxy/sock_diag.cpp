@@ -11,6 +11,7 @@
 #include <sys/time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -123,7 +124,7 @@ std::optional<uid_t> SockDiag::peer_uid(int fd, std::string* why)
     fail(why, std::string("sock_diag request failed: ") + std::strerror(errno));
     return std::nullopt;
   }
-  alignas(nlmsghdr) char buffer[8192];
+  char buffer[8192];
   for (;;) {
     const ssize_t n = ::recv(m_fd.get(), buffer, sizeof(buffer), 0);
     if (n < 0 && errno == EINTR) {
@@ -133,20 +134,33 @@ std::optional<uid_t> SockDiag::peer_uid(int fd, std::string* why)
       fail(why, std::string("sock_diag answer failed: ") + (n < 0 ? std::strerror(errno) : "empty"));
       return std::nullopt;
     }
-    size_t left = static_cast<size_t>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(buffer); NLMSG_OK(h, left); h = NLMSG_NEXT(h, left)) {
-      if (h->nlmsg_seq != m_seq) {
+    // Messages are copied out of the buffer, not cast in place: no alignment
+    // is assumed (clang's -Wcast-align), and a short message is never read past.
+    const auto size = static_cast<size_t>(n);
+    for (size_t at = 0; at + NLMSG_HDRLEN <= size;) {
+      nlmsghdr h{};
+      std::memcpy(&h, buffer + at, sizeof(h));
+      if (h.nlmsg_len < NLMSG_HDRLEN || h.nlmsg_len > size - at) {
+        break;
+      }
+      const char* payload = buffer + at + NLMSG_HDRLEN;
+      const size_t payload_size = h.nlmsg_len - NLMSG_HDRLEN;
+      at += NLMSG_ALIGN(h.nlmsg_len);
+      if (h.nlmsg_seq != m_seq) {
         continue; // the late answer to an earlier request that timed out
       }
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        const auto* e = static_cast<const nlmsgerr*>(NLMSG_DATA(h));
-        fail(why, std::string("the kernel knows no such peer: ") + std::strerror(-e->error));
+      if (h.nlmsg_type == NLMSG_ERROR) {
+        nlmsgerr e{};
+        std::memcpy(&e, payload, std::min(payload_size, sizeof(e)));
+        fail(why, std::string("the kernel knows no such peer: ") + std::strerror(-e.error));
         return std::nullopt;
       }
-      if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY || h->nlmsg_len < NLMSG_LENGTH(sizeof(inet_diag_msg))) {
+      if (h.nlmsg_type != SOCK_DIAG_BY_FAMILY || payload_size < sizeof(inet_diag_msg)) {
         continue;
       }
-      const auto* d = static_cast<const inet_diag_msg*>(NLMSG_DATA(h));
+      inet_diag_msg diag{};
+      std::memcpy(&diag, payload, sizeof(diag));
+      const inet_diag_msg* d = &diag;
       // The kernel looked the socket up by this tuple; check it answered for it.
       if (d->id.idiag_sport != theirs.port || d->id.idiag_dport != ours.port
           || std::memcmp(d->id.idiag_src, theirs.addr, theirs.family == AF_INET ? 4 : 16) != 0) {
