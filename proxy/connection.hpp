@@ -49,6 +49,11 @@ public:
 
   void read_request();
   void close();
+  // After an answer that leaves part of the request unread (a refusal, a 413
+  // mid-body): closing at once would make the kernel reset the connection,
+  // and the client could lose the answer with it. So: shutdown for sending,
+  // then read and drop what comes (k_linger or k_linger_bytes at most), then close.
+  void linger_close(size_t drained = 0);
   void release_cancelled()
   {
     if (m_cached && m_cached->grant && m_cached->grant->cancelled) {

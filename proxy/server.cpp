@@ -163,6 +163,24 @@ void Connection::close()
   m_server.m_connections.erase(shared_from_this());
 }
 
+void Connection::linger_close(size_t drained)
+{
+  if (drained == 0) {
+    beast::error_code ignored;
+    m_stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    m_stream.expires_after(k_linger);
+  }
+  auto sink = std::make_shared<std::array<char, 4096>>();
+  m_stream.async_read_some(asio::buffer(*sink), [self = shared_from_this(), sink, drained](beast::error_code ec,
+                                                                                           size_t n) {
+    if (ec || drained + n >= k_linger_bytes) {
+      self->close();
+    } else {
+      self->linger_close(drained + n);
+    }
+  });
+}
+
 void Connection::refuse(const Refusal& r, const std::string& method, const std::string& path)
 {
   const bool keep = m_parser && m_parser->is_done() && m_parser->get().keep_alive() && r.status != 400;
@@ -191,6 +209,8 @@ void Connection::refuse(const Refusal& r, const std::string& method, const std::
   http::async_write(m_stream, *res, [self = shared_from_this(), res, keep](beast::error_code ec, size_t) {
     if (!ec && keep) {
       self->read_request();
+    } else if (!ec) {
+      self->linger_close();
     } else {
       self->close();
     }
@@ -345,7 +365,7 @@ void Connection::run_transfer(std::shared_ptr<Grant> grant)
     // connection meanwhile), so that the read needs no hop through it.
     read_request();
   } else {
-    asio::post(m_server.m_io, [self = shared_from_this()] { self->close(); });
+    asio::post(m_server.m_io, [self = shared_from_this()] { self->linger_close(); });
   }
 }
 

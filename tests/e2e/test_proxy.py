@@ -629,6 +629,26 @@ class ProxyRefusals(ProxyTestCase):
             c.close()
 
 
+    def test_413_reaches_a_client_whose_body_is_still_coming(self):
+        # The proxy answers 413 with most of the body unread. Closing at once
+        # would make the kernel reset the connection (unread data), and the
+        # client would get ECONNRESET or EPIPE instead of the answer: the
+        # proxy must read and drop the rest first (a lingering close).
+        h = self.proxy_home(max_body_bytes=1000)
+        self.add_proxy(h, "big")
+        ph = self.ph(h, "big")
+        for n in range(5):
+            c = http.client.HTTPConnection("127.0.0.1", h.port, timeout=15)
+            try:
+                c.request("POST", "/big/upload?n=%d" % n, body=iter([b"z" * 600] * 40), headers=bearer(ph),
+                          encode_chunked=True)
+                r = c.getresponse()
+                self.assert_refused(Resp(r.status, [(k.lower(), v) for k, v in r.getheaders()], r.read()),
+                                    413, "body_too_large")
+            finally:
+                c.close()
+
+
 # ---------------------------------------------------------------- streaming
 
 class ProxyStreaming(ProxyTestCase):
