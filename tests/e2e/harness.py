@@ -32,7 +32,6 @@ import time
 import unittest
 
 BIN = os.environ.get("SECRETS_BIN", "/work/main/build/secrets")
-SHARED_DIR = os.environ.get("SHARED_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared"))
 
 SOCKET_NAME = "agent-secrets.sock"
 READY_TIMEOUT = 10.0

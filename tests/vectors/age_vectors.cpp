@@ -1,4 +1,4 @@
-// Runs the C2SP CCTV age test kit (../shared/vectors/age, see its README.md)
+// Runs the C2SP CCTV age test kit (tests/vectors/age, see its README.md)
 // against store::age: each vector names the expected result class and the
 // SHA-256 of all plaintext released, including the prefix released before a
 // payload failure. Post-quantum vectors are skipped: libsodium 1.0.18 has no
