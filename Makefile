@@ -13,7 +13,12 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-run: build
+# Only what the daemon needs: its Debian packages and the `secrets` target
+# (no tests, fuzz replays, benchmarks or npm packages; `make test` adds those).
+run:
+	@bash scripts/deps.sh --daemon
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target secrets
 	@test -f "$(HOME_DIR)/identity.age" || ./$(BUILD)/secrets init
 	./$(BUILD)/secrets serve
 

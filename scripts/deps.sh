@@ -4,18 +4,28 @@
 # once only when something is missing; uses sudo when not root.
 set -euo pipefail
 
+# `deps.sh --daemon` (make run): only what building `secrets` needs.
+daemon_only=false
+if [[ ${1:-} == --daemon ]]; then
+  daemon_only=true
+  shift
+fi
 packages=(
   g++ cmake make pkg-config
   libsodium-dev libboost-dev nlohmann-json3-dev libcli11-dev
   libcurl4-openssl-dev libspdlog-dev doctest-dev zlib1g-dev
-  age bsdutils procps python3 python3-yaml valgrind
-  zsh fish # tests/e2e/test_completion.py parses the generated completion scripts
 )
+if ! $daemon_only; then
+  packages+=(
+    age bsdutils procps python3 python3-yaml valgrind
+    zsh fish # tests/e2e/test_completion.py parses the generated completion scripts
+  )
+  # Node.js and npm for the Node tests, unless some node and npm are on PATH already.
+  command -v node >/dev/null || packages+=(nodejs)
+  command -v npm >/dev/null || packages+=(npm)
+fi
 # Extra packages for a target, e.g. `deps.sh clang libclang-rt-14-dev`.
 packages+=("$@")
-# Node.js and npm for the Node tests, unless some node and npm are on PATH already.
-command -v node >/dev/null || packages+=(nodejs)
-command -v npm >/dev/null || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -34,6 +44,9 @@ if ((${#missing[@]} > 0)); then
   "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+if $daemon_only; then
+  exit 0
+fi
 # The npm packages of the Node tests, from their committed lock files (npm ci),
 # again only when a lock file changed since the last install.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
