@@ -55,6 +55,34 @@ put() {
   grep -qxF -- "$to" "$manifest" 2>/dev/null || printf '%s\n' "$to" >>"$manifest"
 }
 
+# The binary without its debug info (a third of its size is DWARF). A binary
+# we built keeps its debug info beside it, in $BUILD_DIR/secrets.debug, and
+# the installed one points there (gnu-debuglink), for gdb.
+put_binary() {
+  local from=$1 to=$2 tmp
+  tmp=$(mktemp)
+  if command -v objcopy >/dev/null 2>&1; then
+    if [[ $from == "$BUILD_DIR/secrets" ]] && objcopy --only-keep-debug "$from" "$from.debug" 2>/dev/null; then
+      objcopy --strip-debug --strip-unneeded --add-gnu-debuglink="$from.debug" "$from" "$tmp"
+    else
+      objcopy --strip-debug --strip-unneeded "$from" "$tmp"
+    fi
+  else
+    say "objcopy not found (binutils): installing the binary with its debug info"
+    cp "$from" "$tmp"
+  fi
+  put "$tmp" "$to" 0755
+  rm -f "$tmp"
+}
+
+# Removes $1 and then its parents while they are empty, never $2 or above.
+prune_dirs() {
+  local dir=$1 stop=$2
+  while [[ $dir == "$stop"/* ]] && rmdir -- "$dir" 2>/dev/null; do
+    dir=$(dirname "$dir")
+  done
+}
+
 # Writes stdin to $1 (mode 0644) and records it.
 put_text() {
   local tmp
@@ -92,10 +120,18 @@ do_uninstall() {
   else
     local f
     while IFS= read -r f; do
-      [[ -n $f ]] && rm -f -- "$f" && say "removed $f"
+      [[ -n $f ]] || continue
+      rm -f -- "$f" && say "removed $f"
+      # The folders an install made, once empty (never $PREFIX itself, nor
+      # ~/.config or ~/Library).
+      case $f in
+        "$PREFIX"/*) prune_dirs "$(dirname "$f")" "$PREFIX" ;;
+        "$unit_dir"/*) prune_dirs "$(dirname "$f")" "${XDG_CONFIG_HOME:-$HOME/.config}" ;;
+        "$plist") prune_dirs "$(dirname "$f")" "$HOME/Library" ;;
+      esac
     done <"$manifest"
     rm -f -- "$manifest"
-    rmdir -- "$(dirname "$manifest")" 2>/dev/null || true
+    prune_dirs "$(dirname "$manifest")" "$PREFIX"
   fi
   if have_user_systemd; then
     systemctl --user daemon-reload >/dev/null 2>&1 || true
@@ -110,7 +146,7 @@ build() {
     return
   fi
   if command -v dpkg-query >/dev/null 2>&1; then
-    bash "$src/scripts/deps.sh"
+    bash "$src/scripts/deps.sh" --daemon
   else
     say "not a Debian system: install a C++20 compiler, cmake, libsodium, Boost, nlohmann-json, CLI11, libcurl, spdlog and zlib yourself"
   fi
@@ -171,8 +207,8 @@ build
 mkdir -p "$(dirname "$manifest")"
 touch "$manifest"
 exe=$PREFIX/bin/secrets
-put "$bin" "$exe" 0755
-say "installed $exe"
+put_binary "$bin" "$exe"
+say "installed $exe ($(du -h "$exe" | cut -f1), stripped)"
 
 "$exe" completion bash | put_text "$PREFIX/share/bash-completion/completions/secrets"
 "$exe" completion zsh | put_text "$PREFIX/share/zsh/site-functions/_secrets"

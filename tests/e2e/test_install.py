@@ -80,8 +80,12 @@ class Install(E2ETestCase):
         exe = self.installed("bin", "secrets")
         self.assertTrue(os.access(exe, os.X_OK), out)
         self.assertEqual(stat.S_IMODE(os.stat(exe).st_mode), 0o755)
-        with open(exe, "rb") as a, open(BIN, "rb") as b:
-            self.assertEqual(a.read(), b.read())
+        # The binary under test, stripped of its debug info (the 99 MB were mostly DWARF).
+        self.assertLess(os.path.getsize(exe), os.path.getsize(BIN))
+        sections = subprocess.run(["readelf", "-S", "-W", exe], stdout=subprocess.PIPE, check=True).stdout
+        self.assertNotIn(b".debug_info", sections)
+        r = subprocess.run([exe, "completion", "bash"], stdout=subprocess.PIPE)
+        self.assertEqual(r.returncode, 0)
         # The store was created by `secrets init`, and only there.
         self.assertTrue(os.path.isfile(os.path.join(self.store, "identity.age")), out)
         self.assertTrue(os.path.isfile(os.path.join(self.store, "secrets.age")), out)
@@ -158,6 +162,12 @@ class Install(E2ETestCase):
         self.assertFalse(os.path.exists(os.path.join(units, "agent-secrets.socket")))
         self.assertTrue(os.path.exists(own))
         self.assertEqual(sorted(os.listdir(self.store)), before)
+        # No empty folder of ours is left behind; the user's own file keeps bin/.
+        empty = [d for d, subdirs, files in os.walk(self.prefix) if not subdirs and not files]
+        self.assertEqual(empty, [])
+        self.assertFalse(os.path.exists(self.installed("share")))
+        self.assertFalse(os.path.exists(units))
+        self.assertTrue(os.path.isdir(os.path.join(self.home, ".config")))
         self.assertIn("left as it is", out)
         with open(self.systemctl_log) as f:
             self.assertIn("--user disable --now agent-secrets.socket agent-secrets.service", f.read())
@@ -175,6 +185,11 @@ class Install(E2ETestCase):
         self.assertEqual(rc, 0, out + err)
         self.assertEqual(os.stat(BIN).st_mtime_ns, mtime, "an up-to-date build was rebuilt")
         self.assertTrue(os.access(self.installed("bin", "secrets"), os.X_OK))
+        # The debug info stays beside the build, and the stripped binary names it.
+        self.assertTrue(os.path.isfile(BIN + ".debug"))
+        sections = subprocess.run(["readelf", "-S", "-W", self.installed("bin", "secrets")], stdout=subprocess.PIPE,
+                                  check=True).stdout
+        self.assertIn(b".gnu_debuglink", sections)
 
     def test_bad_arguments_and_a_bad_prebuilt_binary(self):
         rc, out, err = self.install("--frobnicate")
