@@ -44,7 +44,9 @@ void add_binding(json& params, const std::string& bind)
   const auto fix = "secrets lease NAME --bind parent|self|none|PID";
   pid_t pid = 0;
   if (bind == "parent") {
-    pid = ::getppid();
+    // The shell that runs the command line, not a fork of it that exits
+    // with this command (`$(secrets lease x | tr -d '\n')` in a script).
+    pid = util::unforked_ancestor(::getppid());
   } else if (bind == "self") {
     pid = ::getpid();
   } else {
@@ -57,8 +59,9 @@ void add_binding(json& params, const std::string& bind)
     pid = static_cast<pid_t>(n);
   }
   const auto start = util::process_start_time(pid);
-  // Our parent can die and its pid be reused; while getppid() still names it, it has not.
-  if (!start || (bind == "parent" && ::getppid() != pid)) {
+  // Our parent can die and its pid be reused; while getppid() still names it,
+  // and the forks above it still lead to the same ancestor, it has not.
+  if (!start || (bind == "parent" && util::unforked_ancestor(::getppid()) != pid)) {
     throw util::Error(util::Errc::invalid_params, "process " + std::to_string(pid) + " to bind the lease to is not running",
                       fix);
   }

@@ -2,6 +2,7 @@
 max_lease_ttl, `exec --renew`, and `exec --on-leak`."""
 
 import os
+import select
 import subprocess
 import sys
 import time
@@ -63,6 +64,74 @@ class Bind(E2ETestCase):
             shell.stdin.close()
             shell.wait(timeout=10)
         self.assertTrue(wait_until(lambda: not self.live(), timeout=5))
+
+    def shell_lease_lives_until_the_shell_exits(self, argv, stdin_script=None, use_pty=False):
+        """Runs a shell that takes a lease inside a command substitution, prints
+        the value's length, then waits for a line on stdin. The lease must be
+        bound to that shell (not to a fork of it that exits at once), live
+        while it waits, and end when it exits."""
+        env = dict(self.home.env, SECRETS=BIN)
+        if use_pty:
+            import pty
+            pid, fd = pty.fork()
+            if pid == 0:
+                os.execvpe(argv[0], argv, env)
+            shell_pid = pid
+            os.write(fd, stdin_script.encode())
+            out = b""
+            deadline = time.monotonic() + 15
+            while b"len=%d" % len(VALUE) not in out and time.monotonic() < deadline:
+                ready, _, _ = select.select([fd], [], [], 0.5)
+                if ready:
+                    try:
+                        out += os.read(fd, 4096)
+                    except OSError:
+                        break
+            out2 = out
+            self.assertIn(b"len=%d" % len(VALUE), out2)
+        else:
+            shell = subprocess.Popen(argv, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            shell_pid = shell.pid
+            line = shell.stdout.readline()
+            self.assertEqual(line, b"len=%d\n" % len(VALUE), line)
+        try:
+            leases = list(self.live().values())
+            self.assertEqual(len(leases), 1, leases)
+            self.assertEqual(leases[0]["bind_pid"], shell_pid, "bound to a fork of the shell, not the shell")
+            lease_id = leases[0]["lease_id"]
+            time.sleep(0.3)  # a lease bound to an exited fork would be gone by now
+            self.assertIn(lease_id, self.live())
+        finally:
+            if use_pty:
+                os.write(fd, b"exit\n")
+                os.waitpid(shell_pid, 0)
+                os.close(fd)
+            else:
+                shell.stdin.close()
+                shell.wait(timeout=10)
+        self.assertTrue(wait_until(lambda: lease_id not in self.live(), timeout=5), "lease outlived its shell")
+        self.assertEqual(self.end_reasons(lease_id), ["holder_exited"])
+
+    def test_captured_in_a_bash_script_through_a_pipeline(self):
+        script = 'X=$("$SECRETS" lease tok | tr -d "\\n"); echo "len=${#X}"; read line\n'
+        self.shell_lease_lives_until_the_shell_exits(["bash", "-c", script])
+
+    def test_captured_in_a_script_file(self):
+        path = os.path.join(self.home.logs, "take.sh")
+        with open(path, "w") as f:
+            f.write('#!/bin/bash\nX=$("$SECRETS" lease tok)\necho "len=${#X}"\nread line\n')
+        os.chmod(path, 0o755)
+        self.shell_lease_lives_until_the_shell_exits([path])
+
+    def test_captured_in_a_subshell_and_json_pipeline(self):
+        script = ('X=$( ( "$SECRETS" lease tok --json | python3 -c "import json,sys; print(json.load(sys.stdin)[\'result\'][\'value\'])" ) ); '
+                  'echo "len=${#X}"; read line')
+        self.shell_lease_lives_until_the_shell_exits(["bash", "-c", script])
+
+    def test_captured_in_an_interactive_shell_on_a_pty(self):
+        self.shell_lease_lives_until_the_shell_exits(
+            ["bash", "--norc", "--noprofile", "-i"],
+            stdin_script='echo "le""n="; X=$("$SECRETS" lease tok | cat); echo "len=${#X}"\n', use_pty=True)
 
     def test_bind_none_and_a_dead_pid(self):
         lease_id = self.home.lease_json("tok", "--bind", "none")["lease_id"]
