@@ -2,6 +2,7 @@
 
 #include "cmd/command.hpp"
 #include "cmd/mcp.hpp"
+#include "cmd/usage.hpp"
 #include "config/config.hpp"
 #include "daemon/daemon.hpp"
 #include "rpc/client.hpp"
@@ -19,6 +20,7 @@
 #include <unistd.h>
 
 #include <charconv>
+#include <filesystem>
 #include <functional>
 #include <limits>
 #include <iostream>
@@ -153,6 +155,7 @@ const std::vector<std::pair<std::string, std::string>> k_commands = {
   {"list", "list secrets (names and dates, never values)"},
   {"lease NAME [--ttl D] [--client-id ID] [--bind parent|self|none|PID] [--json]",
    "take a time-bounded lease; prints the raw value"},
+  {"leases", "list live leases: id, secret, client, bound process, expiry (never values)"},
   {"revoke LEASE_ID | --all [--rotate] [--wipe --yes]", "end one lease, or every lease (the killswitch)"},
   {"renew LEASE_ID [--ttl D]", "extend a live lease, up to max_lease_ttl from its creation"},
   {"rotate NAME", "run the secret's rotation hook (only if hooks.json allows it)"},
@@ -198,8 +201,8 @@ Outcome do_init()
                             {"message", "store initialized"},
                             {"directory", paths.home},
                             {"public_key", recipient}},
-                           {{"secrets serve &", "start the daemon"},
-                            {"secrets add <name>", "add a secret (value on stdin)"}})};
+                           {{"secrets serve &", "start the daemon (make run starts it for you)"},
+                            {"printf %s \"$VALUE\" | secrets add NAME", "add a secret (value on stdin)"}})};
 }
 
 Outcome do_add(const Options& o, bool value_flag_given)
@@ -297,7 +300,7 @@ Outcome do_revoke(const Options& o)
 {
   if ((o.rotate || o.wipe) && !o.all) {
     return {error_envelope("secrets revoke", "--rotate and --wipe go with --all", "usage",
-                           "secrets revoke --all --rotate"),
+                           o.wipe ? "secrets revoke --all --wipe --yes  # destroys the store" : "secrets revoke --all --rotate"),
             exit_code::usage};
   }
   if (o.wipe && !o.yes && !confirm_wipe()) {
@@ -310,8 +313,9 @@ Outcome do_revoke(const Options& o)
     return {success_envelope("secrets revoke", result, {{"secrets status", "check the daemon"}})};
   }
   if (o.lease_id.empty()) {
+    // Not the killswitch: the way to find the id.
     return {error_envelope("secrets revoke", "give a lease id, or --all for every lease", "usage",
-                           "secrets revoke --all"),
+                           "secrets leases  # lists live leases with their ids; then: secrets revoke LEASE_ID"),
             exit_code::usage};
   }
   json result = call("secrets.revoke", {{"lease_id", o.lease_id}});
@@ -436,7 +440,9 @@ int run(int argc, char** argv)
     action = [] {
       const auto paths = util::default_paths();
       json result = json(config::to_json(config::load(paths)));
-      result["source"] = paths.config;
+      // The file only when there is one; else these are the defaults.
+      std::error_code ec;
+      result["source"] = std::filesystem::exists(paths.config, ec) ? json(paths.config) : json("defaults");
       return Outcome{success_envelope("secrets config", result, {{"secrets status", "check the daemon"}})};
     };
   });
@@ -478,8 +484,33 @@ int run(int argc, char** argv)
   add_mcp_command(app, action);
   add_openclaw_resolve_command(app, action);
   add_hook_commands(app, action);
+  add_leases_command(app, action);
   add_completion_command(app, action);
 
+  const std::vector<std::string> typed(argv + std::min(argc, 1), argv + argc);
+  // `secrets help [COMMAND]`, as the Go CLI (cobra) has it.
+  if (!typed.empty() && typed[0] == "help") {
+    if (typed.size() == 1) {
+      std::fputs(short_help(app).c_str(), stdout);
+      return exit_code::ok;
+    }
+    const CLI::App* sub = nullptr;
+    try {
+      sub = app.get_subcommand(typed[1]);
+    } catch (const CLI::OptionNotFound&) {
+    }
+    if (sub == nullptr || typed.size() > 2) {
+      print(error_envelope("secrets help", "no command \"" + typed[1] + "\" to show help for", "usage", "secrets help"),
+            stderr);
+      return exit_code::usage;
+    }
+    std::fputs(sub->help().c_str(), stdout);
+    return exit_code::ok;
+  }
+  if (typed.size() == 1 && typed[0] == "--json") {
+    print(command_tree().envelope);
+    return exit_code::ok;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -489,31 +520,36 @@ int run(int argc, char** argv)
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::string cmd = "secrets";
-    for (const auto* sub : app.get_subcommands()) {
-      cmd += " " + sub->get_name();
-    }
-    print(error_envelope(cmd, e.what(), "usage", cmd + " --help"));
+    print(usage_error(app, e, typed), stderr);
+    return exit_code::usage;
+  }
+  if (auto chained = chained_commands_error(app, typed); !chained.is_null()) {
+    print(chained, stderr);
     return exit_code::usage;
   }
   for (const auto* sub : app.get_subcommands()) {
     command += " " + sub->get_name();
   }
   if (!action) {
-    print(command_tree().envelope);
+    // A person at a terminal gets the short help; an agent reading a pipe
+    // gets the command tree as the Go CLI prints it (also `secrets --json`).
+    if (::isatty(STDOUT_FILENO)) {
+      std::fputs(short_help(app).c_str(), stdout);
+    } else {
+      print(command_tree().envelope);
+    }
     return exit_code::ok;
   }
   try {
     Outcome out = action();
     if (!out.envelope.is_null()) {
-      print(out.envelope);
+      // Errors go to stderr, so that $(secrets ...) never captures one.
+      print(out.envelope, out.exit == exit_code::ok ? stdout : stderr);
     }
     return out.exit;
   } catch (...) {
     const Failure f = failure_from_current_exception();
-    // A raw lease's stdout is captured by $(...): its errors go to stderr.
-    const bool raw_lease = command == "secrets lease" && !o.json_out;
-    print(error_envelope(command, f.message, f.code, f.fix), raw_lease ? stderr : stdout);
+    print(error_envelope(command, f.message, f.code, f.fix), stderr);
     return f.exit;
   }
 }

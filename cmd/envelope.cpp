@@ -2,8 +2,10 @@
 
 #include "rpc/protocol.hpp"
 #include "util/error.hpp"
+#include "util/paths.hpp"
 
 #include <exception>
+#include <filesystem>
 
 namespace cmd {
 
@@ -76,7 +78,12 @@ Failure failure_from_current_exception()
     return {e.what(), rpc::name_for(e.code()), e.fix(), exit_for_rpc(e.code())};
   } catch (const util::Error& e) {
     if (e.code() == util::Errc::daemon_down) {
-      return {e.what(), "daemon_not_running", e.fix(), exit_code::daemon_down};
+      // With no store yet, `serve` would only say to run init: say it first.
+      const auto paths = util::default_paths();
+      std::error_code ec;
+      const bool no_store = !std::filesystem::exists(paths.identity, ec) && !std::filesystem::exists(paths.secrets, ec);
+      return {e.what(), "daemon_not_running", no_store ? "secrets init && secrets serve &" : e.fix(),
+              exit_code::daemon_down};
     }
     const int code = rpc::code_for(e.code());
     return {e.what(), rpc::name_for(code), e.fix(), exit_for_rpc(code)};

@@ -556,13 +556,16 @@ class E2ETestCase(unittest.TestCase):
         self.assert_actions(env)
         return env["result"]
 
-    def assert_err(self, r, rc=None, code=None, stream="stdout"):
-        """A failed command: non-zero exit, an error envelope on `stream`. Returns the envelope."""
+    def assert_err(self, r, rc=None, code=None, stream="stderr"):
+        """A failed command: non-zero exit, an error envelope on `stream` (stderr:
+        $(secrets ...) never captures an error). Returns the envelope."""
         self.assertNotEqual(r.rc, 0, r)
         if rc is not None:
             self.assertEqual(r.rc, rc, r)
         env = r.env_out if stream == "stdout" else r.env_err
         self.assertIsNotNone(env, "no JSON error envelope on %s: %r" % (stream, r))
+        if stream == "stderr":
+            self.assertIsNone(r.env_out, "an envelope on stdout as well: %r" % (r,))
         self.assertIs(env.get("ok"), False, env)
         self.assertIs(env.get("success"), False, env)
         self.assertIsInstance(env.get("command"), str, env)

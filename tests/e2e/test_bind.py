@@ -140,7 +140,7 @@ class Bind(E2ETestCase):
         dead.wait()
         r = self.home.run("lease", "tok", "--bind", str(dead.pid), "--json")
         self.assert_err(r, code="invalid_params")
-        self.assertIn(b"not running", r.out)
+        self.assertIn(b"not running", r.err)
         r = self.home.run("lease", "tok", "--bind", "my-shell", "--json")
         self.assert_err(r, code="invalid_params")
         # RPC: a start time that does not match the process is a reused pid
@@ -202,7 +202,7 @@ class Renew(E2ETestCase):
         # 10s from now ends past created + 10s: refused, not capped, and the lease is unchanged
         r = self.home.run("renew", lease_id, "--ttl", "10s")
         self.assert_err(r, code="invalid_params")
-        self.assertIn(b"at most", r.out)
+        self.assertIn(b"at most", r.err)
         now = {l["lease_id"]: l for l in self.home.rpc("secrets.leases")["result"]["leases"]}
         self.assertEqual(now[lease_id]["expires_at"], renewed["expires_at"])
         # without --ttl, by the lease's own TTL (2s)

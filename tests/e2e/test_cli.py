@@ -332,8 +332,8 @@ class RoundTrip(E2ETestCase):
         r = self.home.run("add", "huge", input=b"x" * (1024 * 1024 + 1))
         self.assertNotEqual(r.rc, 0, r)
         self.assertIn("larger than 1024 KiB", r.out.decode() + r.err.decode())
-        self.assertIsNotNone(r.env_out, r)
-        self.assertTrue(r.env_out.get("fix"), r)
+        self.assertIsNotNone(r.env_err, r)
+        self.assertTrue(r.env_err.get("fix"), r)
         self.assertNotIn("huge", json.dumps(self.home.run_json("list")))
 
     def test_control_characters_and_nul(self):
@@ -531,7 +531,7 @@ class DaemonDown(E2ETestCase):
     def setUp(self):
         self.home = self.new_home(serve=False)
 
-    def check_down(self, r, stream="stdout"):
+    def check_down(self, r, stream="stderr"):
         env = self.assert_err(r, rc=3, code="daemon_not_running", stream=stream)
         self.assertIn("secrets serve &", env["fix"])
 

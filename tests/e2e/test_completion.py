@@ -81,7 +81,7 @@ class Completion(E2ETestCase):
         self.assertIn("delete", subs)  # remove's alias
         self.assertIn("--help", got)
         self.assertIn("--version", got)
-        self.assertEqual(self.complete("secrets le"), ["lease"])
+        self.assertEqual(self.complete("secrets le"), ["lease", "leases"])
         self.assertEqual(self.complete("secrets re"), [n for n in subs if n.startswith("re")])
         self.assertIn("revoke", self.complete("secrets re"))
         self.assertEqual(self.complete("secrets op"), ["openclaw-resolve"])

@@ -216,10 +216,12 @@ class ExecDaemonGone(E2ETestCase):
     def test_lost_watch_connection_stops_the_child(self):
         home = self.new_home()
         home.add("tok", VALUE)
-        p = subprocess.Popen([BIN, "exec", "--secret", "tok=TOKEN", "--", "sleep", "60"], env=home.env,
+        p = subprocess.Popen([BIN, "exec", "--secret", "tok=TOKEN", "--", "sh", "-c", "echo ready; exec sleep 60"], env=home.env,
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            self.assertTrue(wait_until(lambda: home.rpc("secrets.leases")["result"]["leases"], timeout=5.0))
+            # exec spawns the child only once its watch connection is answered:
+            # a line from the child means the watch is up (the lease alone does not).
+            self.assertEqual(p.stdout.readline(), b"ready\n")
             home.stop()
             rc = p.wait(timeout=8)
             err = p.stderr.read()
@@ -233,10 +235,12 @@ class ExecDaemonGone(E2ETestCase):
     def test_killswitch_stops_the_child_as_denied(self):
         home = self.new_home()
         home.add("tok", VALUE)
-        p = subprocess.Popen([BIN, "exec", "--secret", "tok=TOKEN", "--", "sleep", "60"], env=home.env,
+        p = subprocess.Popen([BIN, "exec", "--secret", "tok=TOKEN", "--", "sh", "-c", "echo ready; exec sleep 60"], env=home.env,
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            self.assertTrue(wait_until(lambda: home.rpc("secrets.leases")["result"]["leases"], timeout=5.0))
+            # exec spawns the child only once its watch connection is answered:
+            # a line from the child means the watch is up (the lease alone does not).
+            self.assertEqual(p.stdout.readline(), b"ready\n")
             home.run_json("revoke", "--all")
             rc = p.wait(timeout=6)
             err = p.stderr.read()

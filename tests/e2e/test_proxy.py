@@ -293,7 +293,7 @@ class ProxyCli(ProxyTestCase):
             with self.subTest(inject=inject):
                 r = h.run("add", "nl", "--proxy-only", "--base-url", self.up.url, "--inject", inject, input=smuggler)
                 self.assert_err(r)
-                self.assertIn("line break", r.out.decode(), r)
+                self.assertIn("line break", r.err.decode(), r)
         # In the query (percent-encoded) or the body it is harmless.
         self.add_proxy(h, "nlq", smuggler, None, "--inject", "query:key")
         # Replacing an existing header-injected secret's value is checked too.

@@ -264,7 +264,7 @@ class PortTaken(TrustCase):
         self.add_proxy(h, "api")
         r = h.run("lease", "api", "--json")
         self.assert_err(r)
-        self.assertIn(str(port), r.out.decode())
+        self.assertIn(str(port), r.err.decode())
         out = h.daemon.output()
         self.assertIn("THE PROXY IS NOT RUNNING", out)
         self.assertIn(str(port), out)
@@ -274,8 +274,10 @@ class PortTaken(TrustCase):
         d = h.start(["--require-proxy"])
         rc = d.proc.wait(timeout=20)
         self.assertNotEqual(rc, 0, d.output())
-        with open(d.out_path, "rb") as f:
-            env = json.loads(f.read())
+        with open(d.err_path, "rb") as f:
+            err = f.read()
+        # The error envelope is the last thing serve wrote to stderr (the log comes before it).
+        env = json.loads(err[err.rindex(b'{\n  "ok": false'):])
         self.assertIs(env.get("ok"), False, env)
         self.assertIn(str(port), env["error"]["message"], env)
         self.assertTrue(env.get("fix"), env)
