@@ -162,6 +162,7 @@ const std::vector<std::pair<std::string, std::string>> k_commands = {
   {"versions NAME", "list the values a secret had before (numbers and dates, never values)"},
   {"rollback NAME [--to N]", "restore an earlier value (default: the previous one); the replaced one is kept"},
   {"hook allow NAME 'COMMAND' | hook remove NAME | hook list", "the rotation hooks allowed to run (hooks.json)"},
+  {"set-hook NAME 'COMMAND'", "record a secret's rotation hook, keeping its value ('' clears it)"},
   {"remove NAME", "delete a secret and revoke its leases"},
   {"audit [--tail N] [--verify [--offline]]", "show or verify the keyed, anchored audit log"},
   {"status [--reset]", "show the daemon's state; --reset clears a tripped heartbeat"},
@@ -473,7 +474,7 @@ int run(int argc, char** argv)
         result = n == 0 ? json{{"status", "healthy"}} : json{{"status", result["status"]}, {"warnings", result["warnings"]}};
       }
       return Outcome{success_envelope("secrets health", result,
-                                      {{"secrets add <name> --rotate-via '<command>' --force", "add a rotation hook"},
+                                      {{"secrets set-hook NAME 'COMMAND'", "add a rotation hook to a secret"},
                                        {"secrets audit --tail 20", "see recent activity"}})};
     };
   });

@@ -7,6 +7,8 @@
 // finds changed (the CLI cannot append to audit.log, which the daemon holds).
 // `secrets add --rotate-via` only records a hook; it does not allow it, and
 // says how to (hook_hint): allowing stays one explicit, separate step.
+// `secrets set-hook NAME 'COMMAND'` records a hook on an existing secret
+// without its value (secrets.setHook), with the same hint.
 
 #include "cmd/command.hpp"
 #include "config/hooks.hpp"
@@ -67,12 +69,27 @@ Outcome allow(const HookOptions& o)
     result["matches_secret"] = *recorded == o.command;
     if (*recorded != o.command) {
       result["warning"] = "secret " + o.name + " records a different rotate_via; rotate refuses it until both agree";
-      next.insert(next.begin(),
-                  {"secrets add " + o.name + " --rotate-via " + config::shell_quote(o.command) + " --force",
-                   "record this command on the secret (the value is read from stdin)"});
+      next.insert(next.begin(), {"secrets set-hook " + o.name + " " + config::shell_quote(o.command),
+                                 "record this command on the secret (its value stays)"});
     }
   }
   return {success_envelope("secrets hook allow", result, next)};
+}
+
+// Records the hook on the secret over the socket (the value stays); the
+// allowlist is a separate step, as for add --rotate-via.
+Outcome set_hook(const HookOptions& o)
+{
+  check_name(o.name);
+  json result = call("secrets.setHook", {{"name", o.name}, {"rotate_via", o.command}});
+  std::vector<Action> next{{"secrets list", "see the secret's rotate_via"}};
+  if (auto hint = hook_hint(o.name, o.command)) {
+    std::fprintf(stderr, "secrets: hint: the hook is recorded, not allowed; to let it run: %s\n", hint->command.c_str());
+    next.insert(next.begin(), std::move(*hint));
+  } else if (!o.command.empty()) {
+    next.insert(next.begin(), {"secrets rotate " + o.name, "run it now"});
+  }
+  return {success_envelope("secrets set-hook", result, next)};
 }
 
 Outcome remove(const HookOptions& o)
@@ -141,6 +158,11 @@ void add_hook_commands(CLI::App& app, CommandAction& action)
 
   auto* list_cmd = hook->add_subcommand("list", "show the allowed rotation hooks");
   list_cmd->callback([&action] { action = [] { return list(); }; });
+
+  auto* set_cmd = app.add_subcommand("set-hook", "record NAME's rotation hook, keeping its value ('' clears it)");
+  set_cmd->add_option("name", o.name, "secret name")->required();
+  set_cmd->add_option("command", o.command, "the shell command that prints the new value")->required();
+  set_cmd->callback([&action] { action = [] { return set_hook(o); }; });
 }
 
 } // namespace cmd

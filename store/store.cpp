@@ -409,6 +409,15 @@ const SecretInfo& Store::add(const std::string& name, age::SecretBuffer value, s
   return it->second.info;
 }
 
+const SecretInfo& Store::set_rotate_via(const std::string& name, const std::string& rotate_via)
+{
+  auto it = m_secrets.find(name);
+  if (it == m_secrets.end()) {
+    throw Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+  }
+  return update(it, [&](Secret& s) { s.info.rotate_via = rotate_via; });
+}
+
 void Store::remove(const std::string& name)
 {
   auto node = m_secrets.extract(name);

@@ -114,6 +114,9 @@ public:
   // of a proxy-only secret never makes it leasable raw by accident.
   const SecretInfo& add(const std::string& name, age::SecretBuffer value, std::optional<std::string> rotate_via,
                         bool force, std::optional<ProxySpec> proxy = std::nullopt);
+  // Records (or, with "", clears) the rotation hook of an existing secret;
+  // the value, its versions and the dates stay. Throws Errc::secret_not_found.
+  const SecretInfo& set_rotate_via(const std::string& name, const std::string& rotate_via);
   // Throws Errc::secret_not_found.
   void remove(const std::string& name);
   // After a rotation: a new value (or none, if unchanged) and last_rotated = now.

@@ -192,6 +192,38 @@ class Allowlist(E2ETestCase):
         self.assert_ok(h.run("rotate", "k"), "secrets rotate")
         self.assertEqual(h.run("lease", "k").out, b"it's new")
 
+    def test_set_hook_records_a_hook_keeping_the_value(self):
+        # Adding a hook to an existing secret used to mean typing its value again.
+        h = self.home
+        h.add("k", "old-value")
+        before = listed(h, "k")
+        r = h.run("set-hook", "k", "printf new-value")
+        res = self.assert_ok(r, "secrets set-hook")
+        self.assertNotIn("old-value", r.out.decode() + r.err.decode())
+        self.assertEqual(listed(h, "k")["rotate_via"], "printf new-value")
+        self.assertEqual(listed(h, "k")["created_at"], before["created_at"])
+        self.assertEqual(h.run("lease", "k").out, b"old-value")
+        self.assertEqual(h.run_json("versions", "k")["versions"], [], res)
+        # Recorded, not allowed: the hint says how, and rotate refuses until then.
+        self.assertIn("secrets hook allow k 'printf new-value'", r.env_out["next_actions"][0]["command"])
+        self.assertFalse(os.path.exists(h.file("hooks.json")))
+        self.assert_err(h.run("rotate", "k"), rc=5)
+        h.allow_hook("k", "printf new-value")
+        self.assert_ok(h.run("rotate", "k"), "secrets rotate")
+        self.assertEqual(h.run("lease", "k").out, b"new-value")
+        # '' clears the hook; a missing secret is not found; the change is audited.
+        self.assert_ok(h.run("set-hook", "k", ""), "secrets set-hook")
+        self.assertFalse(listed(h, "k").get("rotate_via"))
+        self.assert_err(h.run("set-hook", "missing", "true"), rc=4)
+        audited = entries(h, "secret_set_hook", "k")
+        self.assertEqual([e.get("rotate_via") for e in audited], ["printf new-value", ""], audited)
+
+    def test_hook_allow_points_to_set_hook_not_to_a_new_value(self):
+        h = self.home
+        h.add("k", "old-value", "--rotate-via", "printf a")
+        r = h.run("hook", "allow", "k", "printf b")
+        self.assertEqual(r.env_out["next_actions"][0]["command"], "secrets set-hook k 'printf b'")
+
     def test_no_rpc_method_writes_hooks_json(self):
         h = self.home
         with h.connect() as c:
