@@ -83,7 +83,7 @@ struct KillswitchRun
       } catch (const std::exception& e) {
         wipe_error = e.what();
       }
-      state.store->forget_all();
+      state.store().forget_all();
     }
     state.killswitch().finished(wipe);
     size_t rotated_ok = 0;
@@ -125,12 +125,12 @@ void run_killswitch(State& s, const Peer* peer, bool rotate_all, bool wipe, std:
   auto run = std::make_shared<KillswitchRun>(KillswitchRun{s, peer ? std::optional<Peer>(*peer) : std::nullopt, wipe,
                                                            std::move(cause), 0, {}, 0, std::move(done)});
   s.killswitch().started(rotate_all || wipe);
-  auto revoked = s.leases.take_all(lease::EndReason::killswitch);
+  auto revoked = s.leases().take_all(lease::EndReason::killswitch);
   run->leases_revoked = revoked.size();
   s.leases_revoked_all(std::move(revoked), peer); // effects now; the one killswitch line comes at the end
   std::vector<std::string> hooks;
   if (rotate_all && !s.killswitch().wiped()) {
-    for (const auto& info : s.store->list()) {
+    for (const auto& info : s.store().list()) {
       if (!info.rotate_via.empty()) {
         hooks.push_back(info.name);
       }

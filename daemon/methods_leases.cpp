@@ -85,7 +85,7 @@ json acquire(State& s, const Request& r, const LeaseParams& p)
   const std::string& name = p.secret_name;
   const std::string& client_id = p.client_id;
   const auto ttl = lease::resolve_ttl(p.ttl, s.settings.default_lease_ttl, s.settings.max_lease_ttl);
-  const auto* secret = s.store->find(name);
+  const auto* secret = s.store().find(name);
   if (!secret) {
     throw util::Error(util::Errc::secret_not_found, "secret " + name + " not found",
                       "secrets add " + name + "  # or: secrets list");
@@ -95,10 +95,10 @@ json acquire(State& s, const Request& r, const LeaseParams& p)
   std::string placeholder;
   std::string placeholder_sha256;
   if (secret->info.proxy) {
-    if (!s.proxy_server) {
+    if (!s.proxy_server()) {
       throw util::Error(util::Errc::io,
                         "secret " + name + " is proxy-only and the proxy is not running"
-                          + (s.proxy_error.empty() ? std::string(" (proxy.listen is off)") : ": " + s.proxy_error),
+                          + (s.proxy_error().empty() ? std::string(" (proxy.listen is off)") : ": " + s.proxy_error()),
                         "set proxy.listen in config.json (default 127.0.0.1:7700), then restart secrets serve");
     }
     placeholder = State::new_placeholder();
@@ -107,7 +107,7 @@ json acquire(State& s, const Request& r, const LeaseParams& p)
   const int bind_pid = p.bind_pid;
   uint64_t bind_start = p.bind_start;
   auto pidfd = holder_pidfd(bind_pid, bind_start);
-  const auto& l = s.leases.acquire(name, client_id, ttl, bind_pid, bind_start, placeholder_sha256);
+  const auto& l = s.leases().acquire(name, client_id, ttl, bind_pid, bind_start, placeholder_sha256);
   // The acquire line is the write-ahead log record: the reply (with the
   // value) leaves only once it is durable.
   json line = {{"action", "lease_acquire"},
@@ -142,12 +142,12 @@ json acquire(State& s, const Request& r, const LeaseParams& p)
   }
   if (!placeholder.empty()) {
     out["proxy"] = true;
-    out["proxy_url"] = "http://" + s.proxy_server->address() + "/" + name;
+    out["proxy_url"] = "http://" + s.proxy_server()->address() + "/" + name;
   }
   if (auto warnings = s.proxy_warnings(); !warnings.empty()) {
     // Said on every lease, so that a proxy that never started is not missed.
     out["warnings"] = std::move(warnings);
-    out["proxy_error"] = s.proxy_error;
+    out["proxy_error"] = s.proxy_error();
   }
   return out;
 }
@@ -166,12 +166,12 @@ struct RenewParams
 json renew(State& s, const Request& r, const RenewParams& p)
 {
   const std::string& id = p.lease_id;
-  const auto* current = s.leases.find(id);
+  const auto* current = s.leases().find(id);
   const auto& requested = p.ttl;
   const auto ttl = requested.empty() && current
                      ? current->ttl
                      : lease::resolve_ttl(requested, s.settings.default_lease_ttl, s.settings.max_lease_ttl);
-  const auto& l = s.leases.renew(id, ttl, s.settings.max_lease_ttl);
+  const auto& l = s.leases().renew(id, ttl, s.settings.max_lease_ttl);
   s.audit({{"action", "lease_renew"},
            {"secret_name", l.secret_name},
            {"client_id", l.client_id},
@@ -200,7 +200,7 @@ struct LeaseIdParams
 json revoke(State& s, const Request& r, const LeaseIdParams& p)
 {
   const std::string& id = p.lease_id;
-  const auto ended = s.leases.revoke(id, lease::EndReason::revoked);
+  const auto ended = s.leases().revoke(id, lease::EndReason::revoked);
   s.leases_ended({ended}, &r.peer);
   return {{"success", true}, {"message", "lease revoked: " + id}, {"lease_id", id}};
 }
@@ -208,7 +208,7 @@ json revoke(State& s, const Request& r, const LeaseIdParams& p)
 json list_leases(State& s, const Request&, const NoParams&)
 {
   json out = json::array();
-  for (const auto& l : s.leases.snapshot()) {
+  for (const auto& l : s.leases().snapshot()) {
     out.push_back(lease_json(l));
   }
   return {{"leases", std::move(out)}};
@@ -227,7 +227,7 @@ json watch(State& s, const Request& r, const WatchParams& p)
   r.session->set_watching();
   json watching = json::array();
   for (const auto& lease_id : ids) {
-    if (s.leases.find(lease_id)) {
+    if (s.leases().find(lease_id)) {
       s.watch(lease_id, r.session);
       watching.push_back(lease_id);
     } else {
@@ -269,7 +269,7 @@ json register_file(State& s, const Request& r, const RegisterFileParams& p)
   const std::string& path = p.path;
   std::set<std::string> ids;
   for (const auto& id : p.lease_ids) {
-    if (!s.leases.find(id)) {
+    if (!s.leases().find(id)) {
       throw util::Error(util::Errc::lease_ended, "lease " + id + " is not live", "secrets env --force");
     }
     ids.insert(id);
@@ -313,7 +313,7 @@ json remove_env_file(State& s, const Request& r, const RemoveEnvFileParams& p)
   }
   json live = json::array();
   for (const auto& id : *ids) {
-    if (s.leases.find(id)) {
+    if (s.leases().find(id)) {
       live.push_back(id);
     }
   }
@@ -367,9 +367,9 @@ json report_leak(State& s, const Request& r, const ReportLeakParams& p)
   const std::string& id = p.lease_id;
   const std::string& stream = p.stream;
   const std::string& action = p.action;
-  const auto* l = s.leases.find(id);
+  const auto* l = s.leases().find(id);
   if (!l) {
-    s.leases.revoke(id); // throws lease_ended or lease_not_found, naming the id
+    s.leases().revoke(id); // throws lease_ended or lease_not_found, naming the id
   }
   const std::string name = l->secret_name;
   s.audit({{"action", "leak_detected"},
@@ -379,7 +379,7 @@ json report_leak(State& s, const Request& r, const ReportLeakParams& p)
            {"details", "leased value seen on the child's " + stream + "; action: " + action}},
           &r.peer);
   if (action != "warn") {
-    s.leases_ended({s.leases.revoke(id, lease::EndReason::revoked)}, &r.peer);
+    s.leases_ended({s.leases().revoke(id, lease::EndReason::revoked)}, &r.peer);
   }
   if (action == "rotate") {
     s.rotate(name, &r.peer, [](const RotationOutcome&) {}); // audited as secret_rotate

@@ -92,12 +92,12 @@ struct AddParams
 json add(State& s, const Request& r, const AddParams& p)
 {
   const std::string& name = p.name;
-  if (const auto* existing = s.store->find(name); !p.proxy && existing && existing->info.proxy) {
+  if (const auto* existing = s.store().find(name); !p.proxy && existing && existing->info.proxy) {
     // Replacing a proxy-only secret's value keeps it proxy-only (store.hpp).
     check_proxy_value(name, p.value.view(), *existing->info.proxy);
   }
-  const bool existed = s.store->find(name) != nullptr;
-  const auto& info = s.store->add(name, store::age::SecretBuffer(p.value.view()), p.rotate_via, p.force, p.proxy);
+  const bool existed = s.store().find(name) != nullptr;
+  const auto& info = s.store().add(name, store::age::SecretBuffer(p.value.view()), p.rotate_via, p.force, p.proxy);
   json line = {{"action", "secret_add"},
                {"secret_name", name},
                {"details", existed ? "replaced" : "created"},
@@ -119,8 +119,8 @@ json add(State& s, const Request& r, const AddParams& p)
 json list(State& s, const Request&, const NoParams&)
 {
   json secrets = json::array();
-  for (const auto& info : s.store->list()) {
-    secrets.push_back(secret_info_json(info, s.leases.count_for(info.name)));
+  for (const auto& info : s.store().list()) {
+    secrets.push_back(secret_info_json(info, s.leases().count_for(info.name)));
   }
   return {{"secrets", std::move(secrets)}};
 }
@@ -136,13 +136,13 @@ struct NameParams
 json remove(State& s, const Request& r, const NameParams& p)
 {
   const std::string& name = p.name;
-  if (!s.store->find(name)) {
+  if (!s.store().find(name)) {
     throw util::Error(util::Errc::secret_not_found, "secret " + name + " not found", "secrets list");
   }
   // Leases end first: no holder keeps a lease on a secret that is gone.
-  auto ended = s.leases.revoke_secret(name, lease::EndReason::secret_deleted);
+  auto ended = s.leases().revoke_secret(name, lease::EndReason::secret_deleted);
   s.leases_ended(ended, &r.peer);
-  s.store->remove(name);
+  s.store().remove(name);
   s.forget_leased(name);
   s.audit({{"action", "secret_delete"},
            {"secret_name", name},
@@ -176,7 +176,7 @@ json get(State& s, const Request& r, const GetParams& p)
 json versions(State& s, const Request&, const NameParams& p)
 {
   const std::string& name = p.name;
-  const auto* secret = s.store->find(name);
+  const auto* secret = s.store().find(name);
   if (!secret) {
     throw util::Error(util::Errc::secret_not_found, "secret " + name + " not found", "secrets list");
   }
@@ -217,13 +217,13 @@ json rollback(State& s, const Request& r, const RollbackParams& p)
 {
   const std::string& name = p.name;
   const int64_t to = p.to;
-  const auto* secret = s.store->find(name);
+  const auto* secret = s.store().find(name);
   if (secret && secret->info.proxy && static_cast<size_t>(to) <= secret->versions.size()) {
     // An older value may predate the proxy spec; the header rule holds for it too.
     check_proxy_value(name, secret->versions[static_cast<size_t>(to) - 1].value.view(), *secret->info.proxy);
   }
-  const auto replaced_at = s.store->rollback(name, static_cast<size_t>(to));
-  const auto& info = s.store->find(name)->info;
+  const auto replaced_at = s.store().rollback(name, static_cast<size_t>(to));
+  const auto& info = s.store().find(name)->info;
   s.audit({{"action", "secret_rollback"},
            {"secret_name", name},
            {"details", "restored version " + std::to_string(to) + " (replaced at " + util::format_rfc3339_ms(replaced_at)

@@ -20,8 +20,8 @@ json status(State& s, const Request&, const NoParams&)
   const auto now = s.clock.now();
   json out = {{"running", true},
               {"started_at", util::format_rfc3339_nano(s.started_at)},
-              {"secrets_count", s.store->size()},
-              {"active_leases", s.leases.size()},
+              {"secrets_count", s.store().size()},
+              {"active_leases", s.leases().size()},
               {"heartbeat", s.killswitch().heartbeat_status()},
               {"proxy", s.proxy_status()},
               {"pid", ::getpid()},
@@ -32,7 +32,7 @@ json status(State& s, const Request&, const NoParams&)
               {"wiped", s.killswitch().wiped()}};
   if (auto warnings = s.proxy_warnings(); !warnings.empty()) {
     out["warnings"] = std::move(warnings);
-    out["proxy_error"] = s.proxy_error;
+    out["proxy_error"] = s.proxy_error();
   }
   return out;
 }
@@ -60,7 +60,7 @@ json health(State& s, const Request&, const NoParams&)
   } catch (const util::Error& e) {
     hooks_error = e.what();
   }
-  for (const auto& info : s.store->list()) {
+  for (const auto& info : s.store().list()) {
     if (!info.last_rotated) {
       ++never_rotated;
     }
@@ -95,7 +95,7 @@ json health(State& s, const Request&, const NoParams&)
     }
   }
   size_t expiring = 0;
-  for (const auto& l : s.leases.snapshot()) {
+  for (const auto& l : s.leases().snapshot()) {
     if (l.expires_at - now < k_expiring_window) {
       ++expiring;
       auto w = warning("expiring_soon", "info",
@@ -105,8 +105,8 @@ json health(State& s, const Request&, const NoParams&)
       warnings.push_back(std::move(w));
     }
   }
-  return {{"total_secrets", s.store->size()},
-          {"active_leases", s.leases.size()},
+  return {{"total_secrets", s.store().size()},
+          {"active_leases", s.leases().size()},
           {"expiring_soon", expiring},
           {"never_rotated", never_rotated},
           {"stale_secrets", stale},

@@ -50,7 +50,7 @@ void State::rotate(const std::string& name, const Peer* peer, std::function<void
   RotationOutcome failed;
   failed.name = name;
   failed.executed_at = clock.now();
-  const auto* secret = store->find(name);
+  const auto* secret = m_store->find(name);
   const std::string command = secret ? secret->info.rotate_via : std::string();
   if (m_killswitch.wiped() || !secret) {
     failed.error = "secret " + name + " not found";
@@ -118,11 +118,11 @@ void State::rotate(const std::string& name, const Peer* peer, std::function<void
       try {
         if (result->status != rotation::HookResult::Status::ok) {
           out.error = "rotation hook for " + name + " " + result->error;
-        } else if (m_killswitch.wiped() || !store->find(name)) {
+        } else if (m_killswitch.wiped() || !m_store->find(name)) {
           out.error = "secret " + name + " was removed while its hook ran";
         } else {
           out.changed = !fresh.empty();
-          store->mark_rotated(name, out.changed ? std::optional(store::age::SecretBuffer(fresh)) : std::nullopt);
+          m_store->mark_rotated(name, out.changed ? std::optional(store::age::SecretBuffer(fresh)) : std::nullopt);
           out.success = true;
         }
       } catch (const std::exception& e) {

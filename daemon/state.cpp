@@ -42,8 +42,8 @@ std::string make_uuid()
 
 State::State(util::Paths paths_, const util::Clock& clock_, asio::io_context& io_,
              std::unique_ptr<store::Store> store_, audit::Log& log_, Settings settings_)
-  : paths(std::move(paths_)), clock(clock_), io(io_), store(std::move(store_)), log(log_),
-    leases(clock_, make_uuid), settings(settings_), started_at(clock_.now()), m_prune_timer(io_)
+  : paths(std::move(paths_)), clock(clock_), io(io_), log(log_), settings(settings_), started_at(clock_.now()),
+    m_store(std::move(store_)), m_leases(clock_, make_uuid), m_prune_timer(io_)
 {
 }
 
@@ -179,7 +179,7 @@ bool State::remove_file_if_done(const std::string& path, const Peer* peer)
     return false;
   }
   for (const auto& id : it->second) {
-    if (leases.find(id)) {
+    if (m_leases.find(id)) {
       return false;
     }
   }
@@ -266,7 +266,7 @@ void State::on_durable(uint64_t durable_seq)
 
 void State::rearm_prune_timer()
 {
-  const auto deadline = leases.next_deadline();
+  const auto deadline = m_leases.next_deadline();
   if (deadline == m_armed_deadline) {
     return;
   }
@@ -288,7 +288,7 @@ void State::rearm_prune_timer()
 void State::on_prune_timer()
 {
   m_armed_deadline.reset();
-  leases_ended(leases.expire_due(clock.now()), nullptr);
+  leases_ended(m_leases.expire_due(clock.now()), nullptr);
   rearm_prune_timer();
 }
 
@@ -297,7 +297,7 @@ void State::write_snapshot()
   const uint64_t seq = log.last_seq();
   log.wait_durable(seq);
   write_lease_snapshot(paths, LeaseSnapshot{.audit_seq = seq,
-                                      .leases = leases.snapshot(),
+                                      .leases = m_leases.snapshot(),
                                       .last_leased = m_last_leased,
                                       .files = m_files,
                                       .taken_at = clock.now()});
@@ -310,14 +310,14 @@ bool State::snapshot_due() const
   // Every 2 s while dirty, and less often for big tables (every 20 s at
   // 100,000 leases): the copy is made on the io thread, and the audit log
   // covers whatever the snapshot has not caught up with yet.
-  const auto every = k_snapshot_interval * std::max<size_t>(1, leases.size() / 10'000);
+  const auto every = k_snapshot_interval * std::max<size_t>(1, m_leases.size() / 10'000);
   return m_snapshot_dirty && !m_snapshot_writing && std::chrono::steady_clock::now() - m_snapshot_at >= every;
 }
 
 void State::write_snapshot_async()
 {
   auto copy = std::make_shared<LeaseSnapshot>(LeaseSnapshot{.audit_seq = log.last_seq(),
-                                                            .leases = leases.snapshot(),
+                                                            .leases = m_leases.snapshot(),
                                                             .last_leased = m_last_leased,
                                                             .files = m_files,
                                                             .taken_at = clock.now()});

@@ -105,11 +105,15 @@ public:
   const util::Paths paths;
   const util::Clock& clock;
   asio::io_context& io;
-  std::unique_ptr<store::Store> store;
   audit::Log& log;
-  lease::Table leases;
   const Settings settings;
   const util::TimePoint started_at;
+
+  // The store and the lease table: handlers use them, nobody replaces them.
+  store::Store& store() { return *m_store; }
+  const store::Store& store() const { return *m_store; }
+  lease::Table& leases() { return m_leases; }
+  const lease::Table& leases() const { return m_leases; }
 
   // Appends an audit line with the peer; returns its seq. Inside a
   // RequestAudit (a request being handled), the request's reply waits until
@@ -202,13 +206,16 @@ public:
 
   // Never-see mode (proxy.cpp). The placeholder handed out for a proxy-only
   // lease is kept only as its SHA-256, here and in the lease record.
-  std::unique_ptr<proxy::Server> proxy_server; // null: off, or could not start (proxy_error)
-  std::string proxy_error;
-  std::string proxy_error_fix;
+  // Null: off, or could not start (proxy_error says why).
+  proxy::Server* proxy_server() const { return m_proxy_server.get(); }
+  const std::string& proxy_error() const { return m_proxy_error; }
+  const std::string& proxy_error_fix() const { return m_proxy_error_fix; }
   // Starts the proxy unless cfg.listen is "off". When it cannot start (the
   // port is taken), the daemon serves without it: proxy_error says why, and
   // status and lease results carry it in `warnings` (proxy_warnings).
   void start_proxy(const config::Proxy& cfg);
+  // Stops taking proxy requests (shutdown); nothing when it is not running.
+  void stop_proxy();
   json proxy_warnings() const; // [] when the proxy runs or is off
   static std::string new_placeholder();
   // `uid`: the leasing peer's. The proxy honours the placeholder only on
@@ -223,11 +230,16 @@ public:
   json proxy_status() const;
 
 private:
+  std::unique_ptr<store::Store> m_store;
+  lease::Table m_leases;
   KillswitchState m_killswitch;
   uint64_t* m_request_seq = nullptr; // the innermost RequestAudit's
   LastLeased m_last_leased;
   RegisteredFiles m_files;
 
+  std::unique_ptr<proxy::Server> m_proxy_server;
+  std::string m_proxy_error;
+  std::string m_proxy_error_fix;
   void placeholders_ended(const std::vector<lease::Ended>& ended);
   void placeholders_all_ended(lease::EndReason reason); // every live lease ended (revoke --all)
   void remember_ended_placeholder(const std::string& sha256, lease::EndReason reason);
