@@ -96,11 +96,12 @@ void check_gate(const server::MethodTable& table, const std::map<std::string, js
                 const std::function<bool(const server::Method&)>& expect_refused)
 {
   REQUIRE(replies.size() == table.size());
-  for (const auto& [name, method] : table) {
+  for (const auto& entry : table) {
+    const std::string& name = entry.first; // not a structured binding: CAPTURE's lambda takes it
     CAPTURE(name);
-    const json& reply = replies.at(name);
-    CAPTURE(reply.dump());
-    CHECK(refused(reply) == expect_refused(method));
+    const std::string reply = replies.at(name).dump();
+    CAPTURE(reply);
+    CHECK(refused(replies.at(name)) == expect_refused(entry.second));
   }
 }
 
@@ -109,7 +110,9 @@ void check_gate(const server::MethodTable& table, const std::map<std::string, js
 TEST_CASE("daemon: the table declares, for every method, what the gates need")
 {
   const auto table = server::all_methods();
-  for (const auto& [name, method] : table) {
+  for (const auto& entry : table) {
+    const std::string& name = entry.first;
+    const server::Method& method = entry.second;
     CAPTURE(name);
     CHECK(int(method.handler != nullptr) + int(method.async_handler != nullptr)
             + int(method.stream_handler != nullptr)
