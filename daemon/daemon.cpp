@@ -275,39 +275,27 @@ void serve(const util::Paths& home_paths, const ServeOptions& options)
   log.set_on_error([](const std::string& message) { spdlog::error("audit log write failed: {}", message); });
 
   // Restore: snapshot, then the audit lines after it (the write-ahead log).
-  const auto snapshot = read_lease_snapshot(paths); // leases.json (Go's array) + state.json (ours)
+  auto snapshot = read_lease_snapshot(paths); // leases.json (Go's array) + state.json (ours)
   for (const auto& l : snapshot.leases) {
-    state.leases.restore(l);
+    state.leases().restore(l);
   }
-  state.last_leased = snapshot.last_leased;
-  state.files = snapshot.files;
-  const size_t replayed = replay_audit(paths.audit, snapshot.audit_seq, state.leases, state.last_leased, state.files);
+  const size_t replayed =
+    replay_audit(paths.audit, snapshot.audit_seq, state.leases(), snapshot.last_leased, snapshot.files);
+  state.restore_indexes(std::move(snapshot.last_leased), std::move(snapshot.files));
   if (log.torn_tail_repaired()) {
     state.audit({{"action", "daemon_start"}, {"details", "repaired a torn last line in audit.log"}, {"success", false}});
   }
   state.audit({{"action", "daemon_start"},
-               {"details", "pid " + std::to_string(::getpid()) + ", restored " + std::to_string(state.leases.size())
+               {"details", "pid " + std::to_string(::getpid()) + ", restored " + std::to_string(state.leases().size())
                              + " leases (" + std::to_string(replayed) + " replayed from audit.log)"}});
   state.reindex_placeholders();
-  state.leases_ended(state.leases.expire_due(clock.now()), nullptr);
+  state.leases_ended(state.leases().expire_due(clock.now()), nullptr);
   state.rewatch_holders();
-  // Env files whose leases ended while we were down.
-  std::vector<std::string> registered;
-  for (const auto& [path, ids] : state.files) {
-    registered.push_back(path);
-  }
-  for (const auto& path : registered) {
-    state.remove_file_if_done(path, nullptr);
-  }
+  state.remove_done_env_files(); // their leases ended while we were down
   state.write_snapshot();
   state.rearm_prune_timer();
 
-  MethodTable methods;
-  add_secret_methods(methods);
-  add_lease_methods(methods);
-  add_audit_methods(methods);
-  add_status_methods(methods);
-  add_killswitch_methods(methods);
+  const MethodTable methods = all_methods();
 
   std::unique_ptr<killswitch::Heartbeat> heartbeat;
   if (cfg.heartbeat.enabled) {
@@ -317,14 +305,14 @@ void serve(const util::Paths& home_paths, const ServeOptions& options)
         asio::post(io, [&state, action, why] {
           spdlog::error("heartbeat failed: {}; running fail_action", why);
           state.audit({{"action", "heartbeat_fail"}, {"details", why}, {"success", false}});
-          state.tripped_reason = "heartbeat: " + why;
+          state.killswitch().trip("heartbeat: " + why);
           if (action.revoke_all || action.rotate_all || action.wipe_store) {
             run_killswitch(state, nullptr, action.rotate_all, action.wipe_store, "heartbeat failed: ",
                            [](json, uint64_t) {});
           }
         });
       });
-    state.heartbeat_status = [hb = heartbeat.get()] {
+    auto status = [hb = heartbeat.get()] {
       const auto st = hb->status();
       json j = {{"enabled", true},
                 {"url", st.url},
@@ -337,13 +325,13 @@ void serve(const util::Paths& home_paths, const ServeOptions& options)
       }
       return j;
     };
-    state.heartbeat_reset = [hb = heartbeat.get()] { hb->reset(); };
+    state.killswitch().set_heartbeat(std::move(status), [hb = heartbeat.get()] { hb->reset(); });
   }
 
   state.start_proxy(cfg.proxy);
-  if (options.require_proxy && !state.proxy_server) {
+  if (options.require_proxy && !state.proxy_server()) {
     // No daemon at all rather than one without its proxy.
-    const std::string why = state.proxy_error.empty() ? "proxy.listen is \"off\"" : state.proxy_error;
+    const std::string why = state.proxy_error().empty() ? "proxy.listen is \"off\"" : state.proxy_error();
     state.audit({{"action", "daemon_stop"}, {"details", "--require-proxy: " + why}, {"success", false}});
     log.wait_durable(log.last_seq());
     if (activated_fd < 0) {
@@ -351,7 +339,7 @@ void serve(const util::Paths& home_paths, const ServeOptions& options)
     }
     ::unlink(paths.pid.c_str());
     throw util::Error(util::Errc::io, "secrets serve --require-proxy: " + why,
-                      state.proxy_error_fix.empty() ? "set proxy.listen in config.json" : state.proxy_error_fix);
+                      state.proxy_error_fix().empty() ? "set proxy.listen in config.json" : state.proxy_error_fix());
   }
 
   accept_loop(acceptor, state, methods);
@@ -364,11 +352,9 @@ void serve(const util::Paths& home_paths, const ServeOptions& options)
       return;
     }
     spdlog::info("received signal {}, stopping", signo);
-    if (state.proxy_server) {
-      // Its last requests' audit lines are now queued on this thread: the
-      // rest of the shutdown is queued behind them, so they land before daemon_stop.
-      state.proxy_server->stop();
-    }
+    // The proxy's last requests' audit lines are now queued on this thread:
+    // the rest of the shutdown is queued behind them, so they land before daemon_stop.
+    state.stop_proxy();
     asio::post(io, [&, signo] {
       boost::system::error_code ignored;
       acceptor.close(ignored);
@@ -388,7 +374,7 @@ void serve(const util::Paths& home_paths, const ServeOptions& options)
   ::signal(SIGPIPE, SIG_IGN);
 
   spdlog::info("agent-secrets {} serving on {} ({} secrets, {} live leases)", AGENT_SECRETS_VERSION, paths.socket,
-               state.store->size(), state.leases.size());
+               state.store().size(), state.leases().size());
   io.run();
   heartbeat.reset();
   state.join_workers();

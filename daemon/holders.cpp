@@ -47,8 +47,8 @@ void State::on_holder_exit(const HolderKey& key)
   m_holders.erase(it);
   std::vector<lease::Ended> ended;
   for (const auto& id : ids) {
-    if (leases.find(id)) {
-      ended.push_back(leases.revoke(id, lease::EndReason::holder_exited));
+    if (m_leases.find(id)) {
+      ended.push_back(m_leases.revoke(id, lease::EndReason::holder_exited));
     }
   }
   spdlog::info("holder pid {} exited: {} leases ended", key.first, ended.size());
@@ -58,9 +58,9 @@ void State::on_holder_exit(const HolderKey& key)
 void State::rewatch_holders()
 {
   std::vector<lease::Ended> ended;
-  for (const auto& l : leases.snapshot()) {
+  for (const auto& l : m_leases.snapshot()) {
     if (l.bind_pid != 0 && !watch_holder(l)) {
-      ended.push_back(leases.revoke(l.id, lease::EndReason::holder_exited));
+      ended.push_back(m_leases.revoke(l.id, lease::EndReason::holder_exited));
     }
   }
   leases_ended(ended, nullptr);

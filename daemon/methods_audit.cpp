@@ -9,6 +9,7 @@
 #include "audit/anchor.hpp"
 #include "audit/read.hpp"
 #include "audit/verify.hpp"
+#include "daemon/params.hpp"
 #include "daemon/state.hpp"
 #include "util/error.hpp"
 
@@ -68,16 +69,26 @@ private:
   bool m_done = false;
 };
 
-std::unique_ptr<ResultStream> tail(State& s, const Request& r)
+struct TailParams
 {
-  const int64_t n = optional_int(r.params, "tail", 0);
-  if (n < 0) {
-    throw util::Error(util::Errc::invalid_params, "invalid params: tail must be 0 (all) or a positive count");
+  size_t tail = 0; // 0: all
+
+  static TailParams parse(const json& p)
+  {
+    const int64_t n = optional_int(p, "tail", 0);
+    if (n < 0) {
+      throw util::Error(util::Errc::invalid_params, "invalid params: tail must be 0 (all) or a positive count");
+    }
+    return {static_cast<size_t>(n)};
   }
-  return std::make_unique<TailStream>(s.log, s.paths.audit, static_cast<size_t>(n), s.log.last_seq());
+};
+
+std::unique_ptr<ResultStream> tail(State& s, const Request&, const TailParams& p)
+{
+  return std::make_unique<TailStream>(s.log, s.paths.audit, p.tail, s.log.last_seq());
 }
 
-void verify(State& s, const Request&, Responder respond)
+void verify(State& s, const Request&, const NoParams&, Responder respond)
 {
   const uint64_t seq = s.log.last_seq();
   asio::post(s.readers, [&s, seq, respond = std::move(respond)] {
@@ -120,8 +131,12 @@ void verify(State& s, const Request&, Responder respond)
 
 void add_audit_methods(MethodTable& table)
 {
-  table.emplace("secrets.audit", Method{nullptr, nullptr, nullptr, tail});
-  table.emplace("secrets.verifyAudit", Method{nullptr, nullptr, verify});
+  table.emplace("secrets.audit", Method{.stream_handler = with_params(tail),
+                                        .allowed_while_tripped = true,
+                                        .allowed_while_locked = true});
+  table.emplace("secrets.verifyAudit", Method{.async_handler = with_params(verify),
+                                              .allowed_while_tripped = true,
+                                              .allowed_while_locked = true});
 }
 
 } // namespace server

@@ -1,4 +1,5 @@
 // secrets.rotate, secrets.revokeAll (the killswitch), secrets.resetKillswitch
+#include "daemon/params.hpp"
 #include "daemon/session.hpp"
 #include "daemon/state.hpp"
 #include "killswitch/wipe.hpp"
@@ -30,12 +31,18 @@ json outcome_json(const RotationOutcome& o)
   return j;
 }
 
-void rotate(State& s, const Request& r, Responder respond)
+struct RotateParams
 {
-  const std::string name = required_string(r.params, "secret_name");
-  s.rotate(name, &r.peer, [&s, respond = std::move(respond)](RotationOutcome o) {
-    respond([&s, o = std::move(o)]() -> json {
-      s.request_seq = std::max(s.request_seq, o.audit_seq);
+  std::string secret_name;
+
+  static RotateParams parse(const json& p) { return {required_string(p, "secret_name")}; }
+};
+
+void rotate(State& s, const Request& r, const RotateParams& p, Responder respond)
+{
+  s.rotate(p.secret_name, &r.peer, [respond = std::move(respond)](RotationOutcome o) {
+    const uint64_t seq = o.audit_seq;
+    respond([o = std::move(o)]() -> json {
       if (!o.success) {
         if (o.code == util::Errc::secret_not_found) {
           throw util::Error(o.code, o.error, "secrets list");
@@ -46,7 +53,7 @@ void rotate(State& s, const Request& r, Responder respond)
       json j = outcome_json(o);
       j["message"] = o.changed ? "secret rotated: " + o.name : "hook ran; value of " + o.name + " unchanged";
       return j;
-    });
+    }, seq);
   });
 }
 
@@ -76,10 +83,9 @@ struct KillswitchRun
       } catch (const std::exception& e) {
         wipe_error = e.what();
       }
-      state.store->forget_all();
-      state.wiped = true;
+      state.store().forget_all();
     }
-    state.killswitch_running = false;
+    state.killswitch().finished(wipe);
     size_t rotated_ok = 0;
     json rotated = json::array();
     for (const auto& o : rotations) {
@@ -118,13 +124,13 @@ void run_killswitch(State& s, const Peer* peer, bool rotate_all, bool wipe, std:
 {
   auto run = std::make_shared<KillswitchRun>(KillswitchRun{s, peer ? std::optional<Peer>(*peer) : std::nullopt, wipe,
                                                            std::move(cause), 0, {}, 0, std::move(done)});
-  s.killswitch_running = rotate_all || wipe;
-  auto revoked = s.leases.take_all(lease::EndReason::killswitch);
+  s.killswitch().started(rotate_all || wipe);
+  auto revoked = s.leases().take_all(lease::EndReason::killswitch);
   run->leases_revoked = revoked.size();
   s.leases_revoked_all(std::move(revoked), peer); // effects now; the one killswitch line comes at the end
   std::vector<std::string> hooks;
-  if (rotate_all && !s.wiped) {
-    for (const auto& info : s.store->list()) {
+  if (rotate_all && !s.killswitch().wiped()) {
+    for (const auto& info : s.store().list()) {
       if (!info.rotate_via.empty()) {
         hooks.push_back(info.name);
       }
@@ -147,31 +153,25 @@ void run_killswitch(State& s, const Peer* peer, bool rotate_all, bool wipe, std:
 
 namespace {
 
-void revoke_all(State& s, const Request& r, Responder respond)
+struct RevokeAllParams
 {
-  const bool rotate_all = optional_bool(r.params, "rotate");
-  const bool wipe = optional_bool(r.params, "wipe");
-  if (s.killswitch_running) {
-    s.audit({{"action", "denied"}, {"details", "secrets.revokeAll: a killswitch is already running"}, {"success", false}},
-            &r.peer);
-    respond([] () -> json {
-      throw util::Error(util::Errc::killswitch_tripped, "a killswitch is already running", "secrets status");
-    });
-    return;
-  }
-  run_killswitch(s, &r.peer, rotate_all, wipe, "", [&s, respond = std::move(respond)](json report, uint64_t seq) {
-    respond([&s, report = std::move(report), seq]() {
-      s.request_seq = std::max(s.request_seq, seq);
-      return report;
-    });
+  bool rotate = false;
+  bool wipe = false;
+
+  static RevokeAllParams parse(const json& p) { return {optional_bool(p, "rotate"), optional_bool(p, "wipe")}; }
+};
+
+// One at a time: the dispatcher refuses it while a killswitch runs (starts_killswitch).
+void revoke_all(State& s, const Request& r, const RevokeAllParams& p, Responder respond)
+{
+  run_killswitch(s, &r.peer, p.rotate, p.wipe, "", [respond = std::move(respond)](json report, uint64_t seq) {
+    respond([report = std::move(report)]() { return report; }, seq);
   });
 }
 
-json reset(State& s, const Request& r)
+json reset(State& s, const Request& r, const NoParams&)
 {
-  const bool was = !s.tripped_reason.empty();
-  s.tripped_reason.clear();
-  s.heartbeat_reset();
+  const bool was = s.killswitch().reset();
   // Not a "killswitch" line: replay treats those as revoke-all.
   s.audit({{"action", "killswitch_reset"},
            {"details", was ? "new leases allowed again" : "was not tripped"}},
@@ -184,9 +184,20 @@ json reset(State& s, const Request& r)
 void add_killswitch_methods(MethodTable& table)
 {
   // Both audit their own outcome (State::rotate, the killswitch line), once.
-  table.emplace("secrets.rotate", Method{nullptr, nullptr, rotate});
-  table.emplace("secrets.revokeAll", Method{nullptr, nullptr, revoke_all});
-  table.emplace("secrets.resetKillswitch", Method{reset, nullptr});
+  // Rotating is what to do after a trip; after a wipe there is nothing to rotate.
+  table.emplace("secrets.rotate", Method{.async_handler = with_params(rotate),
+                                         .reads_values = true,
+                                         .mutates_store = true,
+                                         .allowed_while_tripped = true,
+                                         .allowed_while_locked = false});
+  // The killswitch is served in every state (DESIGN.md sections 8 and 11).
+  table.emplace("secrets.revokeAll", Method{.async_handler = with_params(revoke_all),
+                                            .allowed_while_tripped = true,
+                                            .allowed_while_locked = true,
+                                            .starts_killswitch = true});
+  table.emplace("secrets.resetKillswitch", Method{.handler = with_params(reset),
+                                                  .allowed_while_tripped = true,
+                                                  .allowed_while_locked = false});
 }
 
 } // namespace server

@@ -1,4 +1,5 @@
 // secrets.add, secrets.list, secrets.delete, secrets.get, secrets.versions, secrets.rollback
+#include "daemon/params.hpp"
 #include "daemon/state.hpp"
 #include "proxy/spec.hpp"
 #include "util/error.hpp"
@@ -45,46 +46,58 @@ void check_proxy_value(const std::string& name, std::string_view value, const st
   }
 }
 
-json add(State& s, const Request& r)
+struct AddParams
 {
-  const std::string name = required_string(r.params, "name");
-  const auto value_it = r.params.find("value");
-  if (value_it == r.params.end() || !value_it->is_string()) {
-    throw util::Error(util::Errc::invalid_params, "invalid params: field value must be a string");
-  }
-  if (value_it->get_ref<const std::string&>().empty()) {
-    throw util::Error(util::Errc::invalid_params, "invalid params: the value is empty",
-                      "printf '%s' \"$VALUE\" | secrets add " + name);
-  }
-  std::optional<std::string> rotate_via;
-  if (r.params.contains("rotate_via") && !r.params["rotate_via"].is_null()) {
-    rotate_via = optional_string(r.params, "rotate_via");
-  }
-  const bool force = optional_bool(r.params, "force");
-  std::optional<store::ProxySpec> proxy;
-  if (optional_bool(r.params, "proxy_only")) {
-    proxy = proxy::make_spec(optional_string(r.params, "base_url"), optional_string_array(r.params, "allow_methods"),
-                             optional_string_array(r.params, "allow_paths"), optional_string(r.params, "inject"));
-    check_proxy_value(name, value_it->get_ref<const std::string&>(), *proxy);
-  } else {
-    for (const char* field : {"base_url", "allow_methods", "allow_paths", "inject"}) {
-      if (r.params.contains(field)) {
-        throw util::Error(util::Errc::invalid_params,
-                          std::string("invalid params: ") + field + " applies only with proxy_only",
-                          "secrets add " + name + " --proxy-only --base-url https://...");
+  std::string name;
+  store::age::SecretBuffer value; // wiped when freed
+  std::optional<std::string> rotate_via; // absent or null: keep the secret's
+  bool force = false;
+  std::optional<store::ProxySpec> proxy; // proxy_only
+
+  static AddParams parse(const json& p)
+  {
+    AddParams out;
+    out.name = required_string(p, "name");
+    const auto value_it = p.find("value");
+    if (value_it == p.end() || !value_it->is_string()) {
+      throw util::Error(util::Errc::invalid_params, "invalid params: field value must be a string");
+    }
+    const auto& value = value_it->get_ref<const std::string&>();
+    if (value.empty()) {
+      throw util::Error(util::Errc::invalid_params, "invalid params: the value is empty",
+                        "printf '%s' \"$VALUE\" | secrets add " + out.name);
+    }
+    if (p.contains("rotate_via") && !p["rotate_via"].is_null()) {
+      out.rotate_via = optional_string(p, "rotate_via");
+    }
+    out.force = optional_bool(p, "force");
+    if (optional_bool(p, "proxy_only")) {
+      out.proxy = proxy::make_spec(optional_string(p, "base_url"), optional_string_array(p, "allow_methods"),
+                                   optional_string_array(p, "allow_paths"), optional_string(p, "inject"));
+      check_proxy_value(out.name, value, *out.proxy);
+    } else {
+      for (const char* field : {"base_url", "allow_methods", "allow_paths", "inject"}) {
+        if (p.contains(field)) {
+          throw util::Error(util::Errc::invalid_params,
+                            std::string("invalid params: ") + field + " applies only with proxy_only",
+                            "secrets add " + out.name + " --proxy-only --base-url https://...");
+        }
       }
     }
-    if (const auto* existing = s.store->find(name); existing && existing->info.proxy) {
-      // Replacing a proxy-only secret's value keeps it proxy-only (store.hpp).
-      check_proxy_value(name, value_it->get_ref<const std::string&>(), *existing->info.proxy);
-    }
+    out.value = store::age::SecretBuffer(value);
+    return out;
   }
-  if (s.wiped) {
-    s.check_not_tripped(); // a wiped store takes no new secrets: its identity is gone
+};
+
+json add(State& s, const Request& r, const AddParams& p)
+{
+  const std::string& name = p.name;
+  if (const auto* existing = s.store().find(name); !p.proxy && existing && existing->info.proxy) {
+    // Replacing a proxy-only secret's value keeps it proxy-only (store.hpp).
+    check_proxy_value(name, p.value.view(), *existing->info.proxy);
   }
-  const bool existed = s.store->find(name) != nullptr;
-  const auto& info =
-    s.store->add(name, store::age::SecretBuffer(value_it->get_ref<const std::string&>()), rotate_via, force, proxy);
+  const bool existed = s.store().find(name) != nullptr;
+  const auto& info = s.store().add(name, store::age::SecretBuffer(p.value.view()), p.rotate_via, p.force, p.proxy);
   json line = {{"action", "secret_add"},
                {"secret_name", name},
                {"details", existed ? "replaced" : "created"},
@@ -103,26 +116,34 @@ json add(State& s, const Request& r)
           {"replaced", existed}};
 }
 
-json list(State& s, const Request&)
+json list(State& s, const Request&, const NoParams&)
 {
   json secrets = json::array();
-  for (const auto& info : s.store->list()) {
-    secrets.push_back(secret_info_json(info, s.leases.count_for(info.name)));
+  for (const auto& info : s.store().list()) {
+    secrets.push_back(secret_info_json(info, s.leases().count_for(info.name)));
   }
   return {{"secrets", std::move(secrets)}};
 }
 
-json remove(State& s, const Request& r)
+// The params of the methods that name one secret.
+struct NameParams
 {
-  const std::string name = required_string(r.params, "name");
-  if (!s.store->find(name)) {
+  std::string name;
+
+  static NameParams parse(const json& p) { return {required_string(p, "name")}; }
+};
+
+json remove(State& s, const Request& r, const NameParams& p)
+{
+  const std::string& name = p.name;
+  if (!s.store().find(name)) {
     throw util::Error(util::Errc::secret_not_found, "secret " + name + " not found", "secrets list");
   }
   // Leases end first: no holder keeps a lease on a secret that is gone.
-  auto ended = s.leases.revoke_secret(name, lease::EndReason::secret_deleted);
+  auto ended = s.leases().revoke_secret(name, lease::EndReason::secret_deleted);
   s.leases_ended(ended, &r.peer);
-  s.store->remove(name);
-  s.last_leased.erase(name);
+  s.store().remove(name);
+  s.forget_leased(name);
   s.audit({{"action", "secret_delete"},
            {"secret_name", name},
            {"details", "revoked " + std::to_string(ended.size()) + " leases"}},
@@ -133,10 +154,17 @@ json remove(State& s, const Request& r)
           {"leases_revoked", ended.size()}};
 }
 
-json get(State& s, const Request& r)
+struct GetParams
+{
+  std::string name; // optional: only for the audit line
+
+  static GetParams parse(const json& p) { return {optional_string(p, "name")}; }
+};
+
+json get(State& s, const Request& r, const GetParams& p)
 {
   s.audit({{"action", "denied"},
-           {"secret_name", optional_string(r.params, "name")},
+           {"secret_name", p.name},
            {"details", "secrets.get: there is no direct read"},
            {"success", false}},
           &r.peer);
@@ -145,10 +173,10 @@ json get(State& s, const Request& r)
 }
 
 // The values a secret had before, newest first: numbers and dates, never a value.
-json versions(State& s, const Request& r)
+json versions(State& s, const Request&, const NameParams& p)
 {
-  const std::string name = required_string(r.params, "name");
-  const auto* secret = s.store->find(name);
+  const std::string& name = p.name;
+  const auto* secret = s.store().find(name);
   if (!secret) {
     throw util::Error(util::Errc::secret_not_found, "secret " + name + " not found", "secrets list");
   }
@@ -169,24 +197,33 @@ json versions(State& s, const Request& r)
 
 // Like every store change it ends no lease; the store's generation moves on,
 // so the proxy's cached grants take the restored value.
-json rollback(State& s, const Request& r)
+struct RollbackParams
 {
-  const std::string name = required_string(r.params, "name");
-  const int64_t to = optional_int(r.params, "to", 1);
-  if (to < 1) {
-    throw util::Error(util::Errc::invalid_params, "invalid params: field to must be a version number, 1 or more",
-                      "secrets versions " + name);
+  std::string name;
+  int64_t to = 1; // the version to restore (1: the newest kept)
+
+  static RollbackParams parse(const json& p)
+  {
+    RollbackParams out{required_string(p, "name"), optional_int(p, "to", 1)};
+    if (out.to < 1) {
+      throw util::Error(util::Errc::invalid_params, "invalid params: field to must be a version number, 1 or more",
+                        "secrets versions " + out.name);
+    }
+    return out;
   }
-  if (s.wiped) {
-    s.check_not_tripped(); // the store is gone, versions and all
-  }
-  const auto* secret = s.store->find(name);
+};
+
+json rollback(State& s, const Request& r, const RollbackParams& p)
+{
+  const std::string& name = p.name;
+  const int64_t to = p.to;
+  const auto* secret = s.store().find(name);
   if (secret && secret->info.proxy && static_cast<size_t>(to) <= secret->versions.size()) {
     // An older value may predate the proxy spec; the header rule holds for it too.
     check_proxy_value(name, secret->versions[static_cast<size_t>(to) - 1].value.view(), *secret->info.proxy);
   }
-  const auto replaced_at = s.store->rollback(name, static_cast<size_t>(to));
-  const auto& info = s.store->find(name)->info;
+  const auto replaced_at = s.store().rollback(name, static_cast<size_t>(to));
+  const auto& info = s.store().find(name)->info;
   s.audit({{"action", "secret_rollback"},
            {"secret_name", name},
            {"details", "restored version " + std::to_string(to) + " (replaced at " + util::format_rfc3339_ms(replaced_at)
@@ -205,12 +242,31 @@ json rollback(State& s, const Request& r)
 
 void add_secret_methods(MethodTable& table)
 {
-  table.emplace("secrets.add", Method{add, "secret_add"});
-  table.emplace("secrets.list", Method{list, nullptr});
-  table.emplace("secrets.delete", Method{remove, "secret_delete"});
-  table.emplace("secrets.get", Method{get, nullptr});
-  table.emplace("secrets.versions", Method{versions, nullptr});
-  table.emplace("secrets.rollback", Method{rollback, "secret_rollback"});
+  table.emplace("secrets.add", Method{.handler = with_params(add),
+                                      .audit_action = "secret_add",
+                                      .mutates_store = true,
+                                      .allowed_while_tripped = true,
+                                      .allowed_while_locked = false});
+  table.emplace("secrets.list", Method{.handler = with_params(list),
+                                       .allowed_while_tripped = true,
+                                       .allowed_while_locked = false});
+  table.emplace("secrets.delete", Method{.handler = with_params(remove),
+                                         .audit_action = "secret_delete",
+                                         .mutates_store = true,
+                                         .allowed_while_tripped = true,
+                                         .allowed_while_locked = false});
+  // Always refused (and audited as denied) by its handler: there is no direct read.
+  table.emplace("secrets.get", Method{.handler = with_params(get),
+                                      .allowed_while_tripped = true,
+                                      .allowed_while_locked = false});
+  table.emplace("secrets.versions", Method{.handler = with_params(versions),
+                                           .allowed_while_tripped = true,
+                                           .allowed_while_locked = false});
+  table.emplace("secrets.rollback", Method{.handler = with_params(rollback),
+                                           .audit_action = "secret_rollback",
+                                           .mutates_store = true,
+                                           .allowed_while_tripped = true,
+                                           .allowed_while_locked = false});
 }
 
 } // namespace server

@@ -15,24 +15,24 @@ namespace {
 constexpr auto k_expiring_window = std::chrono::hours{1};
 constexpr auto k_stale_after = std::chrono::hours{24 * 30};
 
-json status(State& s, const Request&)
+json status(State& s, const Request&, const NoParams&)
 {
   const auto now = s.clock.now();
   json out = {{"running", true},
               {"started_at", util::format_rfc3339_nano(s.started_at)},
-              {"secrets_count", s.store->size()},
-              {"active_leases", s.leases.size()},
-              {"heartbeat", s.heartbeat_status()},
+              {"secrets_count", s.store().size()},
+              {"active_leases", s.leases().size()},
+              {"heartbeat", s.killswitch().heartbeat_status()},
               {"proxy", s.proxy_status()},
               {"pid", ::getpid()},
               {"version", AGENT_SECRETS_VERSION},
               {"uptime", util::format_duration(std::chrono::duration_cast<std::chrono::seconds>(now - s.started_at))},
               {"socket", s.paths.socket},
-              {"killswitch_tripped", !s.tripped_reason.empty() || s.wiped},
-              {"wiped", s.wiped}};
+              {"killswitch_tripped", s.killswitch().tripped()},
+              {"wiped", s.killswitch().wiped()}};
   if (auto warnings = s.proxy_warnings(); !warnings.empty()) {
     out["warnings"] = std::move(warnings);
-    out["proxy_error"] = s.proxy_error;
+    out["proxy_error"] = s.proxy_error();
   }
   return out;
 }
@@ -45,7 +45,7 @@ json warning(const char* type, const char* severity, std::string message)
 // The Go health report: expiring leases (under an hour), secrets with no
 // rotation hook, and stale secrets (not leased, or not rotated, for 30 days).
 // It reads the daemon's last_leased index, never the audit log.
-json health(State& s, const Request&)
+json health(State& s, const Request&, const NoParams&)
 {
   const auto now = s.clock.now();
   json warnings = json::array();
@@ -60,7 +60,7 @@ json health(State& s, const Request&)
   } catch (const util::Error& e) {
     hooks_error = e.what();
   }
-  for (const auto& info : s.store->list()) {
+  for (const auto& info : s.store().list()) {
     if (!info.last_rotated) {
       ++never_rotated;
     }
@@ -78,12 +78,12 @@ json health(State& s, const Request&)
       w["fix"] = "secrets hook allow " + info.name + " " + config::shell_quote(info.rotate_via);
       warnings.push_back(std::move(w));
     }
-    const auto leased = s.last_leased.find(info.name);
-    const auto last_use = leased == s.last_leased.end() ? info.created_at : leased->second;
+    const auto leased = s.last_leased(info.name);
+    const auto last_use = leased.value_or(info.created_at);
     const auto last_change = info.last_rotated ? *info.last_rotated : info.created_at;
     std::string why;
     if (now - last_use > k_stale_after) {
-      why = leased == s.last_leased.end() ? "has never been leased" : "has not been leased";
+      why = leased ? "has not been leased" : "has never been leased";
     } else if (now - last_change > k_stale_after) {
       why = info.last_rotated ? "has not been rotated" : "has never been rotated";
     }
@@ -95,7 +95,7 @@ json health(State& s, const Request&)
     }
   }
   size_t expiring = 0;
-  for (const auto& l : s.leases.snapshot()) {
+  for (const auto& l : s.leases().snapshot()) {
     if (l.expires_at - now < k_expiring_window) {
       ++expiring;
       auto w = warning("expiring_soon", "info",
@@ -105,8 +105,8 @@ json health(State& s, const Request&)
       warnings.push_back(std::move(w));
     }
   }
-  return {{"total_secrets", s.store->size()},
-          {"active_leases", s.leases.size()},
+  return {{"total_secrets", s.store().size()},
+          {"active_leases", s.leases().size()},
           {"expiring_soon", expiring},
           {"never_rotated", never_rotated},
           {"stale_secrets", stale},
@@ -117,8 +117,12 @@ json health(State& s, const Request&)
 
 void add_status_methods(MethodTable& table)
 {
-  table.emplace("secrets.status", Method{status, nullptr});
-  table.emplace("secrets.health", Method{health, nullptr});
+  table.emplace("secrets.status", Method{.handler = with_params(status),
+                                         .allowed_while_tripped = true,
+                                         .allowed_while_locked = true});
+  table.emplace("secrets.health", Method{.handler = with_params(health),
+                                         .allowed_while_tripped = true,
+                                         .allowed_while_locked = true});
 }
 
 } // namespace server

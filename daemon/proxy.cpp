@@ -38,7 +38,7 @@ void State::start_proxy(const config::Proxy& cfg)
     },
     [this](const proxy::Grant& grant) {
       // On the proxy thread: an atomic and the clock only.
-      return grant.store_generation == store->generation() && clock.now() < grant.expires_at;
+      return grant.store_generation == m_store->generation() && clock.now() < grant.expires_at;
     },
     // On the proxy's threads: the Log is thread-safe, and a proxy line has
     // no reply waiting on it, so it skips the daemon's thread.
@@ -46,24 +46,31 @@ void State::start_proxy(const config::Proxy& cfg)
   try {
     server->start();
     spdlog::info("proxy listening on {}", server->address());
-    proxy_server = std::move(server);
+    m_proxy_server = std::move(server);
   } catch (const util::Error& e) {
     // Leases of ordinary secrets go on; proxy-only ones are refused, and
     // status and every lease result say why. This line is for whoever
     // started us: it must not read like routine start-up noise.
-    proxy_error = e.what();
-    proxy_error_fix = e.fix();
+    m_proxy_error = e.what();
+    m_proxy_error_fix = e.fix();
     spdlog::error("THE PROXY IS NOT RUNNING: {}. Proxy-only secrets cannot be leased until it runs. Fix: {}", e.what(),
                   e.fix());
+  }
+}
+
+void State::stop_proxy()
+{
+  if (m_proxy_server) {
+    m_proxy_server->stop();
   }
 }
 
 json State::proxy_warnings() const
 {
   json warnings = json::array();
-  if (!proxy_error.empty()) {
-    warnings.push_back("the proxy is not running: " + proxy_error + "; proxy-only secrets cannot be leased (fix: "
-                       + proxy_error_fix + ", then restart secrets serve)");
+  if (!m_proxy_error.empty()) {
+    warnings.push_back("the proxy is not running: " + m_proxy_error + "; proxy-only secrets cannot be leased (fix: "
+                       + m_proxy_error_fix + ", then restart secrets serve)");
   }
   return warnings;
 }
@@ -87,7 +94,7 @@ void State::index_placeholder(const lease::Lease& l, uid_t uid)
 void State::reindex_placeholders()
 {
   m_placeholders.clear();
-  for (const auto& l : leases.snapshot()) {
+  for (const auto& l : m_leases.snapshot()) {
     index_placeholder(l, ::geteuid());
   }
 }
@@ -110,8 +117,8 @@ void State::placeholders_ended(const std::vector<lease::Ended>& ended)
       remember_ended_placeholder(e.lease.placeholder_sha256, e.reason);
     }
   }
-  if (proxy_server) {
-    proxy_server->release_cancelled();
+  if (m_proxy_server) {
+    m_proxy_server->release_cancelled();
   }
 }
 
@@ -127,8 +134,8 @@ void State::placeholders_all_ended(lease::EndReason reason)
     remember_ended_placeholder(sha256, reason);
   }
   m_placeholders.clear();
-  if (proxy_server) {
-    proxy_server->release_cancelled();
+  if (m_proxy_server) {
+    m_proxy_server->release_cancelled();
   }
 }
 
@@ -144,7 +151,7 @@ void State::remember_ended_placeholder(const std::string& sha256, lease::EndReas
 
 proxy::Resolution State::resolve_proxy(const std::string& route, const std::vector<std::string>& placeholders, uid_t uid)
 {
-  const auto* secret = store->find(route);
+  const auto* secret = m_store->find(route);
   if (!secret || !secret->info.proxy) {
     return refusal(404, "unknown_route", "no proxy-only secret is named " + route,
                    "secrets list  # then: secrets add " + route + " --proxy-only --base-url https://...");
@@ -159,7 +166,7 @@ proxy::Resolution State::resolve_proxy(const std::string& route, const std::vect
     const std::string hash = audit::sha256_hex(token);
     std::optional<proxy::Refusal> r;
     if (const auto live = m_placeholders.find(hash); live != m_placeholders.end()) {
-      const auto* l = leases.find(live->second.lease_id);
+      const auto* l = m_leases.find(live->second.lease_id);
       if (live->second.uid != uid) {
         // Seen by another user (a process list, a shared log): useless to them.
         r = refusal(403, "other_user",
@@ -183,7 +190,7 @@ proxy::Resolution State::resolve_proxy(const std::string& route, const std::vect
         grant->value = store::age::SecretBuffer(secret->value.view());
         grant->set_spec(*secret->info.proxy);
         grant->expires_at = l->expires_at;
-        grant->store_generation = store->generation();
+        grant->store_generation = m_store->generation();
         auto [first, last] = m_grants.equal_range(l->id);
         for (auto it = first; it != last;) {
           it = it->second.expired() ? m_grants.erase(it) : std::next(it);
@@ -214,12 +221,12 @@ proxy::Resolution State::resolve_proxy(const std::string& route, const std::vect
 
 json State::proxy_status() const
 {
-  if (proxy_server) {
-    return proxy_server->status();
+  if (m_proxy_server) {
+    return m_proxy_server->status();
   }
   json j = {{"enabled", false}};
-  if (!proxy_error.empty()) {
-    j["error"] = proxy_error;
+  if (!m_proxy_error.empty()) {
+    j["error"] = m_proxy_error;
   }
   return j;
 }

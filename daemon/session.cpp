@@ -142,10 +142,11 @@ void Session::on_line(std::string line)
             0);
     return;
   }
-  m_state.request_seq = 0;
+  uint64_t seq = 0; // the last audit line this request appended: its reply waits until it is durable
   json reply;
   // The one exception boundary: nothing a request does can stop the daemon.
   try {
+    const State::RequestAudit scope(m_state, seq);
     reply = dispatch(request);
   } catch (const std::exception& e) {
     spdlog::error("internal error while handling a request: {}", e.what());
@@ -156,7 +157,7 @@ void Session::on_line(std::string line)
   if (reply.is_null()) {
     return; // an async method holds its place in m_queue
   }
-  enqueue(std::move(reply), m_state.request_seq, close_after);
+  enqueue(std::move(reply), seq, close_after);
   explicit_bzero(line.data(), line.size());
 }
 
@@ -193,20 +194,28 @@ json Session::dispatch(const json& request)
                              ? "unauthorized: the daemon serves only processes in its own user namespace"
                              : "unauthorized: the daemon serves only its own user");
   }
-  const auto method = m_methods.find(name);
-  if (method == m_methods.end()) {
+  const auto found = m_methods.find(name);
+  if (found == m_methods.end()) {
     return rpc::make_error(id, rpc::code::method_not_found, "method not found: " + name, "secrets --help");
   }
+  const Method& method = found->second;
   static const json empty = json::object();
   const auto params_it = request.find("params");
   const json& params = params_it == request.end() || params_it->is_null() ? empty : *params_it;
   if (!params.is_object()) {
     return rpc::make_error(id, rpc::code::invalid_params, "invalid params: params must be an object");
   }
-  if (method->second.stream_handler) {
+  // The gates after the peer's, in their order; each refusal is audited.
+  // (The locked store's gate comes here, before the method's own checks.)
+  if (const auto refused = m_state.killswitch().refusal(method)) {
+    audit_failure(name, method, params, refused->what(), true);
+    return rpc::make_error(id, rpc::code_for(refused->code()), refused->what(), refused->fix());
+  }
+  const Request request_of{params, m_peer, shared_from_this()};
+  if (method.stream_handler) {
     std::shared_ptr<ResultStream> stream;
-    json early = guarded(id, method->second, params, [&] {
-      stream = method->second.stream_handler(m_state, Request{params, m_peer, shared_from_this()});
+    json early = guarded(id, method, params, [&] {
+      stream = method.stream_handler(m_state, request_of);
       return json();
     });
     if (!stream) {
@@ -218,39 +227,48 @@ json Session::dispatch(const json& request)
     pull(m_queue.back(), id);
     return nullptr;
   }
-  if (method->second.async_handler) {
+  if (method.async_handler) {
     m_queue.push_back({0, {}, false});
     Outgoing* slot = &m_queue.back(); // deque elements stay put until popped
-    auto respond = [self = shared_from_this(), slot, id, method = &method->second,
-                    params = params](std::function<json()> body) {
-      self->m_state.request_seq = 0;
-      json reply = self->guarded(id, *method, params, body); // the work's effects happen even if the client left
+    // The lines the handler appends before it returns; a reply given later
+    // waits for them too.
+    auto started_seq = std::make_shared<uint64_t>(0);
+    Responder respond([self = shared_from_this(), slot, id, method = &method, params = params,
+                       started_seq](std::function<json()> body, uint64_t after_seq) {
+      uint64_t seq = std::max(after_seq, *started_seq);
+      json reply;
+      {
+        const State::RequestAudit scope(self->m_state, seq);
+        reply = self->guarded(id, *method, params, body); // the work's effects happen even if the client left
+      }
       if (self->m_closed) {
         return; // close() dropped the queue, slot included
       }
       slot->data = reply.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-      slot->seq = self->m_state.request_seq;
+      slot->seq = seq;
       slot->ready = true;
       self->flush();
-    };
+    });
     // Bad params throw before any work starts: answer them in the slot.
     bool threw = true;
-    json early = guarded(id, method->second, params, [&] {
-      method->second.async_handler(m_state, Request{params, m_peer, shared_from_this()}, respond);
-      threw = false;
-      return json();
-    });
+    json early;
+    {
+      const State::RequestAudit scope(m_state, *started_seq);
+      early = guarded(id, method, params, [&] {
+        method.async_handler(m_state, request_of, respond);
+        threw = false;
+        return json();
+      });
+    }
     if (threw) {
       slot->data = early.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
-      slot->seq = m_state.request_seq;
+      slot->seq = *started_seq;
       slot->ready = true;
       flush();
     }
     return nullptr;
   }
-  return guarded(id, method->second, params, [&] {
-    return method->second.handler(m_state, Request{params, m_peer, shared_from_this()});
-  });
+  return guarded(id, method, params, [&] { return method.handler(m_state, request_of); });
 }
 
 json Session::guarded(const json& id, const Method& method, const json& params, const std::function<json()>& body)
@@ -259,19 +277,28 @@ json Session::guarded(const json& id, const Method& method, const json& params, 
     return rpc::make_result(id, body());
   } catch (const util::Error& e) {
     if (method.audit_action) {
-      json line = {{"action", method.audit_action}, {"details", e.what()}, {"success", false}};
-      for (const char* field : {"secret_name", "name", "lease_id", "client_id"}) {
-        if (const auto it = params.find(field); it != params.end() && it->is_string()) {
-          line[std::string(field) == "name" ? "secret_name" : field] = *it;
-        }
-      }
-      m_state.audit(std::move(line), &m_peer);
+      audit_failure({}, method, params, e.what(), false);
     }
     return rpc::make_error(id, rpc::code_for(e.code()), e.what(), e.fix());
   } catch (const std::exception& e) {
     spdlog::error("internal error in a request: {}", e.what());
     return rpc::make_error(id, rpc::code::internal, "internal error");
   }
+}
+
+void Session::audit_failure(const std::string& name, const Method& method, const json& params,
+                            const std::string& details, bool refused)
+{
+  const bool own_action = method.audit_action != nullptr;
+  json line = {{"action", own_action ? method.audit_action : "denied"},
+               {"details", own_action || !refused ? details : name.substr(0, 64) + ": " + details},
+               {"success", false}};
+  for (const char* field : {"secret_name", "name", "lease_id", "client_id"}) {
+    if (const auto it = params.find(field); it != params.end() && it->is_string()) {
+      line[std::string(field) == "name" ? "secret_name" : field] = *it;
+    }
+  }
+  m_state.audit(std::move(line), &m_peer);
 }
 
 void Session::enqueue(json reply, uint64_t seq, bool close_after)

@@ -35,10 +35,16 @@ private:
 
   void read_next();
   void on_line(std::string line);
-  // Returns the reply, or null when an async method will fill `slot` later.
+  // Returns the reply, or null when an async or stream method holds its
+  // place in m_queue. Called inside a State::RequestAudit.
   json dispatch(const json& request);
   // Runs one handler body inside the request's exception boundary; audits failures.
   json guarded(const json& id, const Method& method, const json& params, const std::function<json()>& body);
+  // The audit line of a method that failed or was refused: its audit_action,
+  // or `denied` (when `refused` and it has none), with the secret, lease and
+  // client the params name.
+  void audit_failure(const std::string& name, const Method& method, const json& params, const std::string& details,
+                     bool refused);
   void enqueue(json reply, uint64_t seq, bool close_after = false);
   // Asks the stream of `slot` for its next piece, on a worker; the first
   // piece (`first_of_id` set) carries the reply's head, or becomes an error reply.

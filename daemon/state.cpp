@@ -42,8 +42,8 @@ std::string make_uuid()
 
 State::State(util::Paths paths_, const util::Clock& clock_, asio::io_context& io_,
              std::unique_ptr<store::Store> store_, audit::Log& log_, Settings settings_)
-  : paths(std::move(paths_)), clock(clock_), io(io_), store(std::move(store_)), log(log_),
-    leases(clock_, make_uuid), settings(settings_), started_at(clock_.now()), m_prune_timer(io_)
+  : paths(std::move(paths_)), clock(clock_), io(io_), log(log_), settings(settings_), started_at(clock_.now()),
+    m_store(std::move(store_)), m_leases(clock_, make_uuid), m_prune_timer(io_)
 {
 }
 
@@ -71,7 +71,9 @@ nlohmann::ordered_json audit_line(json fields, const Peer* peer)
 uint64_t State::audit(json fields, const Peer* peer)
 {
   const uint64_t seq = log.append(audit_line(std::move(fields), peer));
-  request_seq = std::max(request_seq, seq);
+  if (m_request_seq) {
+    *m_request_seq = std::max(*m_request_seq, seq);
+  }
   return seq;
 }
 
@@ -106,9 +108,9 @@ void State::leases_ended(const std::vector<lease::Ended>& ended, const Peer* pee
     }
     m_watchers.erase(first, last);
   }
-  if (!files.empty()) {
+  if (!m_files.empty()) {
     std::vector<std::string> done;
-    for (const auto& [path, ids] : files) {
+    for (const auto& [path, ids] : m_files) {
       for (const auto& e : ended) {
         if (ids.count(e.lease.id) != 0) {
           done.push_back(path);
@@ -152,7 +154,7 @@ void State::leases_revoked_all(lease::Revoked revoked, const Peer* peer)
     it = m_watchers.erase(it);
   }
   std::vector<std::string> done;
-  for (const auto& [path, ids] : files) {
+  for (const auto& [path, ids] : m_files) {
     if (std::any_of(ids.begin(), ids.end(), ended)) {
       done.push_back(path);
     }
@@ -172,16 +174,16 @@ void State::leases_revoked_all(lease::Revoked revoked, const Peer* peer)
 
 bool State::remove_file_if_done(const std::string& path, const Peer* peer)
 {
-  const auto it = files.find(path);
-  if (it == files.end()) {
+  const auto it = m_files.find(path);
+  if (it == m_files.end()) {
     return false;
   }
   for (const auto& id : it->second) {
-    if (leases.find(id)) {
+    if (m_leases.find(id)) {
       return false;
     }
   }
-  files.erase(it);
+  m_files.erase(it);
   mark_dirty();
   const std::string details = rpc::delete_env_file(path);
   audit({{"action", "env_file_removed"},
@@ -190,6 +192,57 @@ bool State::remove_file_if_done(const std::string& path, const Peer* peer)
          {"path", path}},
         peer);
   return true;
+}
+
+void State::remember_leased(const std::string& name, util::TimePoint at)
+{
+  m_last_leased[name] = at;
+  mark_dirty();
+}
+
+void State::forget_leased(const std::string& name)
+{
+  if (m_last_leased.erase(name) != 0) {
+    mark_dirty();
+  }
+}
+
+std::optional<util::TimePoint> State::last_leased(const std::string& name) const
+{
+  const auto it = m_last_leased.find(name);
+  return it == m_last_leased.end() ? std::nullopt : std::optional(it->second);
+}
+
+void State::register_env_file(const std::string& path, std::set<std::string> lease_ids)
+{
+  m_files[path] = std::move(lease_ids);
+  mark_dirty();
+}
+
+bool State::forget_env_file(const std::string& path)
+{
+  if (m_files.erase(path) == 0) {
+    return false;
+  }
+  mark_dirty();
+  return true;
+}
+
+void State::restore_indexes(LastLeased last_leased, RegisteredFiles files)
+{
+  m_last_leased = std::move(last_leased);
+  m_files = std::move(files);
+}
+
+void State::remove_done_env_files()
+{
+  std::vector<std::string> registered;
+  for (const auto& [path, ids] : m_files) {
+    registered.push_back(path);
+  }
+  for (const auto& path : registered) {
+    remove_file_if_done(path, nullptr);
+  }
 }
 
 void State::watch(const std::string& lease_id, const std::shared_ptr<Session>& session)
@@ -213,7 +266,7 @@ void State::on_durable(uint64_t durable_seq)
 
 void State::rearm_prune_timer()
 {
-  const auto deadline = leases.next_deadline();
+  const auto deadline = m_leases.next_deadline();
   if (deadline == m_armed_deadline) {
     return;
   }
@@ -235,8 +288,7 @@ void State::rearm_prune_timer()
 void State::on_prune_timer()
 {
   m_armed_deadline.reset();
-  request_seq = 0;
-  leases_ended(leases.expire_due(clock.now()), nullptr);
+  leases_ended(m_leases.expire_due(clock.now()), nullptr);
   rearm_prune_timer();
 }
 
@@ -245,9 +297,9 @@ void State::write_snapshot()
   const uint64_t seq = log.last_seq();
   log.wait_durable(seq);
   write_lease_snapshot(paths, LeaseSnapshot{.audit_seq = seq,
-                                      .leases = leases.snapshot(),
-                                      .last_leased = last_leased,
-                                      .files = files,
+                                      .leases = m_leases.snapshot(),
+                                      .last_leased = m_last_leased,
+                                      .files = m_files,
                                       .taken_at = clock.now()});
   m_snapshot_dirty = false;
   m_snapshot_at = std::chrono::steady_clock::now();
@@ -258,16 +310,16 @@ bool State::snapshot_due() const
   // Every 2 s while dirty, and less often for big tables (every 20 s at
   // 100,000 leases): the copy is made on the io thread, and the audit log
   // covers whatever the snapshot has not caught up with yet.
-  const auto every = k_snapshot_interval * std::max<size_t>(1, leases.size() / 10'000);
+  const auto every = k_snapshot_interval * std::max<size_t>(1, m_leases.size() / 10'000);
   return m_snapshot_dirty && !m_snapshot_writing && std::chrono::steady_clock::now() - m_snapshot_at >= every;
 }
 
 void State::write_snapshot_async()
 {
   auto copy = std::make_shared<LeaseSnapshot>(LeaseSnapshot{.audit_seq = log.last_seq(),
-                                                            .leases = leases.snapshot(),
-                                                            .last_leased = last_leased,
-                                                            .files = files,
+                                                            .leases = m_leases.snapshot(),
+                                                            .last_leased = m_last_leased,
+                                                            .files = m_files,
                                                             .taken_at = clock.now()});
   auto released = std::make_shared<std::vector<lease::Revoked>>(std::move(m_released));
   m_released.clear();
@@ -301,117 +353,9 @@ void State::write_snapshot_async()
 
 } // namespace server
 
-namespace server {
 
-namespace {
-
-[[noreturn]] void bad_field(const char* field, const char* expected)
-{
-  throw util::Error(util::Errc::invalid_params,
-                    std::string("invalid params: field ") + field + " must be " + expected);
-}
-
-} // namespace
-
-std::string required_string(const json& params, const char* field)
-{
-  const auto it = params.find(field);
-  if (it == params.end() || !it->is_string() || it->get_ref<const std::string&>().empty()) {
-    bad_field(field, "a non-empty string");
-  }
-  return it->get<std::string>();
-}
-
-std::string optional_string(const json& params, const char* field, const std::string& fallback)
-{
-  const auto it = params.find(field);
-  if (it == params.end() || it->is_null()) {
-    return fallback;
-  }
-  if (!it->is_string()) {
-    bad_field(field, "a string");
-  }
-  return it->get<std::string>();
-}
-
-bool optional_bool(const json& params, const char* field, bool fallback)
-{
-  const auto it = params.find(field);
-  if (it == params.end() || it->is_null()) {
-    return fallback;
-  }
-  if (!it->is_boolean()) {
-    bad_field(field, "a boolean");
-  }
-  return it->get<bool>();
-}
-
-std::vector<std::string> required_string_array(const json& params, const char* field)
-{
-  const auto it = params.find(field);
-  if (it == params.end() || !it->is_array() || it->empty()) {
-    bad_field(field, "a non-empty array of strings");
-  }
-  std::vector<std::string> out;
-  for (const auto& item : *it) {
-    if (!item.is_string()) {
-      bad_field(field, "a non-empty array of strings");
-    }
-    out.push_back(item.get<std::string>());
-  }
-  return out;
-}
-
-std::vector<std::string> optional_string_array(const json& params, const char* field)
-{
-  const auto it = params.find(field);
-  if (it == params.end() || it->is_null()) {
-    return {};
-  }
-  if (!it->is_array()) {
-    bad_field(field, "an array of strings");
-  }
-  std::vector<std::string> out;
-  for (const auto& item : *it) {
-    if (!item.is_string()) {
-      bad_field(field, "an array of strings");
-    }
-    out.push_back(item.get<std::string>());
-  }
-  return out;
-}
-
-int64_t optional_int(const json& params, const char* field, int64_t fallback)
-{
-  const auto it = params.find(field);
-  if (it == params.end() || it->is_null()) {
-    return fallback;
-  }
-  if (!it->is_number_integer()) {
-    bad_field(field, "an integer");
-  }
-  return it->get<int64_t>();
-}
-
-} // namespace server
 
 namespace server {
-
-void State::check_not_tripped() const
-{
-  if (wiped) {
-    throw util::Error(util::Errc::killswitch_tripped, "the killswitch wiped the store; nothing can be leased",
-                      "restore identity.age and secrets.age from a backup, then restart: secrets serve &");
-  }
-  if (killswitch_running) {
-    throw util::Error(util::Errc::killswitch_tripped, "the killswitch is running; new leases are refused",
-                      "secrets status");
-  }
-  if (!tripped_reason.empty()) {
-    throw util::Error(util::Errc::killswitch_tripped, "killswitch tripped: " + tripped_reason,
-                      "secrets status --reset");
-  }
-}
 
 void State::join_workers()
 {
@@ -419,134 +363,47 @@ void State::join_workers()
   readers.join();
 }
 
-void State::audit_hooks_change(const config::Hooks& hooks, const Peer* peer)
+std::optional<util::Error> KillswitchState::refusal(const Method& method) const
 {
-  if (m_hooks_seen && *m_hooks_seen == hooks) {
-    return;
+  if (m_wiped && (!method.allowed_while_tripped || method.reads_values || method.mutates_store)) {
+    return util::Error(util::Errc::killswitch_tripped,
+                       "the killswitch wiped the store; nothing can be leased or changed",
+                       "restore identity.age and secrets.age from a backup, then restart: secrets serve &");
   }
-  // The CLI writes hooks.json itself and cannot append to our log: what it
-  // changed is audited here, at the first rotation that reads the change.
-  json allowed = json::object();
-  json removed = json::array();
-  for (const auto& [name, command] : hooks.commands) {
-    const std::string* before = m_hooks_seen ? m_hooks_seen->find(name) : nullptr;
-    if (!before || *before != command) {
-      allowed[name] = command;
-    }
+  if (method.starts_killswitch && m_running) {
+    return util::Error(util::Errc::killswitch_tripped, "a killswitch is already running", "secrets status");
   }
-  if (m_hooks_seen) {
-    for (const auto& [name, command] : m_hooks_seen->commands) {
-      if (!hooks.find(name)) {
-        removed.push_back(name);
-      }
-    }
+  if (method.allowed_while_tripped) {
+    return std::nullopt;
   }
-  const std::string details =
-    m_hooks_seen ? "hooks.json changed: " + std::to_string(allowed.size()) + " allowed or changed, "
-                     + std::to_string(removed.size()) + " removed"
-                 : "hooks.json as first read since the daemon started: " + std::to_string(hooks.commands.size())
-                     + " hooks";
-  audit({{"action", "hook_allowlist"}, {"details", details}, {"allowed", allowed}, {"removed", removed}}, peer);
-  m_hooks_seen = hooks;
+  if (m_running) {
+    return util::Error(util::Errc::killswitch_tripped,
+                       "the killswitch is running; new leases and renewals are refused", "secrets status");
+  }
+  if (!m_reason.empty()) {
+    return util::Error(util::Errc::killswitch_tripped, "killswitch tripped: " + m_reason, "secrets status --reset");
+  }
+  return std::nullopt;
 }
 
-void State::rotate(const std::string& name, const Peer* peer, std::function<void(RotationOutcome)> done)
+bool KillswitchState::reset()
 {
-  RotationOutcome failed;
-  failed.name = name;
-  failed.executed_at = clock.now();
-  const auto* secret = store->find(name);
-  const std::string command = secret ? secret->info.rotate_via : std::string();
-  if (wiped || !secret) {
-    failed.error = "secret " + name + " not found";
-    failed.code = util::Errc::secret_not_found;
-  } else if (command.empty()) {
-    failed.error = "secret " + name + " has no rotation hook";
-  } else if (m_rotating.count(name) != 0) {
-    failed.error = "a rotation of " + name + " is already running";
-  } else {
-    // Read at every rotation: what runs is what the file says now. Anyone
-    // on the socket can record a rotate_via; only the user's hooks.json
-    // lets it run (DESIGN.md section 16).
-    try {
-      const auto hooks = config::load_hooks(paths);
-      audit_hooks_change(hooks, peer);
-      const std::string* allowed = hooks.find(name);
-      if (!allowed || *allowed != command) {
-        failed.code = util::Errc::unauthorized;
-        failed.error = "the rotation hook of " + name
-                       + (allowed ? " differs from its entry in " : " is not in ") + config::hooks_path(paths)
-                       + "; nothing ran";
-        failed.fix = "check the command, then: secrets hook allow " + name + " " + config::shell_quote(command);
-      }
-    } catch (const util::Error& e) {
-      failed.code = e.code();
-      failed.error = std::string(e.what()) + "; the rotation hook of " + name + " did not run";
-      failed.fix = e.fix();
-    }
-  }
-  failed.command = command;
-  if (!failed.error.empty()) {
-    json line = {{"action", "secret_rotate"}, {"secret_name", name}, {"details", failed.error}, {"success", false}};
-    if (!command.empty()) {
-      line["rotate_via"] = command;
-      line["ran"] = false;
-    }
-    failed.audit_seq = audit(std::move(line), peer);
-    if (failed.code == util::Errc::unauthorized) {
-      spdlog::warn("rotation of {} refused: {}", name, failed.error);
-    }
-    asio::post(io, [done = std::move(done), failed = std::move(failed)]() mutable { done(std::move(failed)); });
-    return;
-  }
-  m_rotating.insert(name);
-  const std::optional<Peer> who = peer ? std::optional<Peer>(*peer) : std::nullopt;
-  auto value = std::make_shared<store::age::SecretBuffer>(secret->value.view());
-  asio::post(m_workers, [this, name, who, value, command, done = std::move(done)]() mutable {
-    auto result = std::make_shared<rotation::HookResult>(
-      rotation::run_hook(command, name, value->view(),
-                         std::chrono::duration_cast<std::chrono::milliseconds>(settings.rotation_timeout)));
-    value.reset();
-    asio::post(io, [this, name, who, result, command, done = std::move(done)] {
-      m_rotating.erase(name);
-      RotationOutcome out;
-      out.name = name;
-      out.command = command;
-      out.executed_at = clock.now();
-      out.output = result->stderr_tail; // redacted by the runner
-      std::string fresh = rotation::trim(result->stdout_data);
-      explicit_bzero(result->stdout_data.data(), result->stdout_data.size());
-      const Peer* p = who ? &*who : nullptr;
-      if (result->survivors != 0) {
-        spdlog::warn("rotation hook of {}: {} descendants could not be killed", name, result->survivors);
-      }
-      try {
-        if (result->status != rotation::HookResult::Status::ok) {
-          out.error = "rotation hook for " + name + " " + result->error;
-        } else if (wiped || !store->find(name)) {
-          out.error = "secret " + name + " was removed while its hook ran";
-        } else {
-          out.changed = !fresh.empty();
-          store->mark_rotated(name, out.changed ? std::optional(store::age::SecretBuffer(fresh)) : std::nullopt);
-          out.success = true;
-        }
-      } catch (const std::exception& e) {
-        out.error = std::string("failed to store the rotated value: ") + e.what();
-      }
-      explicit_bzero(fresh.data(), fresh.size());
-      json line = {{"action", "secret_rotate"}, {"secret_name", name}, {"success", out.success}};
-      if (out.success) {
-        line["details"] = out.changed ? "value changed" : "hook printed nothing; value unchanged";
-      } else {
-        line["details"] = out.error + (out.output.empty() ? "" : "; stderr: " + out.output);
-      }
-      line["rotate_via"] = command;
-      line["ran"] = true;
-      line["containment"] = result->containment;
-      out.audit_seq = audit(std::move(line), p);
-      done(std::move(out));
-    });
-  });
+  const bool was = !m_reason.empty();
+  m_reason.clear();
+  m_heartbeat_reset();
+  return was;
+}
+
+void KillswitchState::finished(bool wiped)
+{
+  m_running = false;
+  m_wiped = m_wiped || wiped;
+}
+
+void KillswitchState::set_heartbeat(std::function<json()> status, std::function<void()> reset)
+{
+  m_heartbeat_status = std::move(status);
+  m_heartbeat_reset = std::move(reset);
 }
 
 } // namespace server

@@ -1,11 +1,13 @@
 #pragma once
-// The daemon's state and the method table types. Everything here is touched
-// only from the daemon's single io thread, except audit::Log, which is
-// thread-safe and fsyncs on its own writer thread.
+// The daemon's state. Everything here is touched only from the daemon's
+// single io thread, except audit::Log, which is thread-safe and fsyncs on its
+// own writer thread. The method table is daemon/method.hpp.
 
 #include "audit/log.hpp"
 #include "config/hooks.hpp"
+#include "daemon/method.hpp"
 #include "daemon/peer.hpp"
+#include "daemon/snapshot.hpp"
 #include "util/error.hpp"
 #include "lease/table.hpp"
 #include "proxy/server.hpp"
@@ -29,9 +31,6 @@
 
 namespace server {
 
-using nlohmann::json;
-
-class Session;
 
 // An audit line's members in the log's order (audit/log.hpp): action,
 // secret_name, client_id, lease_id, details, success (default true), the
@@ -59,26 +58,106 @@ struct RotationOutcome
   uint64_t audit_seq = 0;
 };
 
+// The killswitch's state (DESIGN.md section 8), and the gate the dispatcher
+// asks about every method. Three conditions refuse what is not allowed
+// while tripped: a running killswitch (revoke --all rotating or wiping), a
+// tripped heartbeat (until secrets status --reset or a restart), and a wiped
+// store (for good; then reading or changing secrets is refused too: the
+// identity is gone, and a write would make a new store in its place).
+class KillswitchState
+{
+public:
+  // Why `method` is refused now (util::Errc::killswitch_tripped), or nothing.
+  std::optional<util::Error> refusal(const Method& method) const;
+
+  // What status reports as killswitch_tripped: the heartbeat tripped, or a wipe.
+  bool tripped() const { return !m_reason.empty() || m_wiped; }
+  bool wiped() const { return m_wiped; }
+  bool running() const { return m_running; }
+
+  // The heartbeat's fail_action: refuses new leases until reset().
+  void trip(std::string reason) { m_reason = std::move(reason); }
+  // secrets status --reset: clears a heartbeat trip (and the heartbeat's
+  // count); returns whether it was tripped. A wipe stays.
+  bool reset();
+  // A killswitch run: `refusing` while it rotates or wipes; `wiped` once it wiped.
+  void started(bool refusing) { m_running = refusing; }
+  void finished(bool wiped);
+
+  // The heartbeat, when one is configured (set once by serve).
+  void set_heartbeat(std::function<json()> status, std::function<void()> reset);
+  json heartbeat_status() const { return m_heartbeat_status(); }
+
+private:
+  bool m_wiped = false;
+  bool m_running = false;
+  std::string m_reason; // non-empty: the heartbeat tripped
+  std::function<json()> m_heartbeat_status = [] { return json{{"enabled", false}}; };
+  std::function<void()> m_heartbeat_reset = [] {};
+};
+
 class State
 {
 public:
   State(util::Paths paths, const util::Clock& clock, asio::io_context& io, std::unique_ptr<store::Store> store,
         audit::Log& log, Settings settings);
 
-  util::Paths paths;
+  const util::Paths paths;
   const util::Clock& clock;
   asio::io_context& io;
-  std::unique_ptr<store::Store> store;
   audit::Log& log;
-  lease::Table leases;
-  Settings settings;
-  util::TimePoint started_at;
-  std::map<std::string, util::TimePoint> last_leased; // health's index, kept in state.json
-  std::map<std::string, std::set<std::string>> files;  // secrets env: path -> live leases, kept in state.json
+  const Settings settings;
+  const util::TimePoint started_at;
 
-  // Appends an audit line with the peer; the reply of the request being
-  // handled waits until it is durable.
+  // The store and the lease table: handlers use them, nobody replaces them.
+  store::Store& store() { return *m_store; }
+  const store::Store& store() const { return *m_store; }
+  lease::Table& leases() { return m_leases; }
+  const lease::Table& leases() const { return m_leases; }
+
+  // Appends an audit line with the peer; returns its seq. Inside a
+  // RequestAudit (a request being handled), the request's reply waits until
+  // the line is durable.
   uint64_t audit(json fields, const Peer* peer = nullptr);
+
+  // Binds the audit lines appended while it lives to one request: each raises
+  // `seq`, the last line that request's reply waits for. The dispatcher holds
+  // one around each synchronous call into a method; they nest (an async reply
+  // answered from inside another call gets its own), so no request's lines
+  // count for another. Lines appended outside any (timers, the heartbeat)
+  // hold no reply.
+  class RequestAudit
+  {
+  public:
+    RequestAudit(State& state, uint64_t& seq) : m_state(state), m_outer(state.m_request_seq)
+    {
+      state.m_request_seq = &seq;
+    }
+    ~RequestAudit() { m_state.m_request_seq = m_outer; }
+    RequestAudit(const RequestAudit&) = delete;
+    RequestAudit& operator=(const RequestAudit&) = delete;
+
+  private:
+    State& m_state;
+    uint64_t* m_outer;
+  };
+
+  KillswitchState& killswitch() { return m_killswitch; }
+  const KillswitchState& killswitch() const { return m_killswitch; }
+
+  // health's index (kept in state.json): when each secret was last leased.
+  void remember_leased(const std::string& name, util::TimePoint at);
+  void forget_leased(const std::string& name);
+  std::optional<util::TimePoint> last_leased(const std::string& name) const;
+  // The env files of `secrets env` (kept in state.json): each is deleted once
+  // none of its leases is live.
+  void register_env_file(const std::string& path, std::set<std::string> lease_ids);
+  // Forgets a file deleted by secrets cleanup; false when it was not registered.
+  bool forget_env_file(const std::string& path);
+  // At start-up: both indexes from the snapshot and the audit replay, then
+  // deletes the env files whose leases ended while the daemon was down.
+  void restore_indexes(LastLeased last_leased, RegisteredFiles files);
+  void remove_done_env_files();
   // Audits and applies the effects of ended leases: one line each (or none
   // when `audit_each` is false, for the killswitch's single line), watch
   // notifications, and a dirty snapshot.
@@ -109,19 +188,11 @@ public:
   bool watch_holder(const lease::Lease& l, util::UniqueFd pidfd = {});
   // After a restart: re-watches every bound lease and ends those whose holder is gone.
   void rewatch_holders();
-  // Throws killswitch_tripped when new leases (or store changes) are refused.
-  void check_not_tripped() const;
   // Waits for running hooks and reads (shutdown).
   void join_workers();
   // Long reads of the audit log (verify, tail), apart from the hooks' pool so
   // that neither waits for the other, and never on the io thread.
   asio::thread_pool readers{2};
-
-  bool wiped = false;                 // the killswitch destroyed the store
-  bool killswitch_running = false;    // revoke --all is rotating or wiping
-  std::string tripped_reason;         // non-empty: the heartbeat tripped
-  std::function<json()> heartbeat_status = [] { return json{{"enabled", false}}; };
-  std::function<void()> heartbeat_reset = [] {};
 
   void mark_dirty() { m_snapshot_dirty = true; }
   bool snapshot_dirty() const { return m_snapshot_dirty; }
@@ -133,18 +204,18 @@ public:
   bool snapshot_due() const;
   void write_snapshot_async();
 
-  // Set around each dispatch: the last audit seq the reply must wait for.
-  uint64_t request_seq = 0;
-
   // Never-see mode (proxy.cpp). The placeholder handed out for a proxy-only
   // lease is kept only as its SHA-256, here and in the lease record.
-  std::unique_ptr<proxy::Server> proxy_server; // null: off, or could not start (proxy_error)
-  std::string proxy_error;
-  std::string proxy_error_fix;
+  // Null: off, or could not start (proxy_error says why).
+  proxy::Server* proxy_server() const { return m_proxy_server.get(); }
+  const std::string& proxy_error() const { return m_proxy_error; }
+  const std::string& proxy_error_fix() const { return m_proxy_error_fix; }
   // Starts the proxy unless cfg.listen is "off". When it cannot start (the
   // port is taken), the daemon serves without it: proxy_error says why, and
   // status and lease results carry it in `warnings` (proxy_warnings).
   void start_proxy(const config::Proxy& cfg);
+  // Stops taking proxy requests (shutdown); nothing when it is not running.
+  void stop_proxy();
   json proxy_warnings() const; // [] when the proxy runs or is off
   static std::string new_placeholder();
   // `uid`: the leasing peer's. The proxy honours the placeholder only on
@@ -159,6 +230,16 @@ public:
   json proxy_status() const;
 
 private:
+  std::unique_ptr<store::Store> m_store;
+  lease::Table m_leases;
+  KillswitchState m_killswitch;
+  uint64_t* m_request_seq = nullptr; // the innermost RequestAudit's
+  LastLeased m_last_leased;
+  RegisteredFiles m_files;
+
+  std::unique_ptr<proxy::Server> m_proxy_server;
+  std::string m_proxy_error;
+  std::string m_proxy_error_fix;
   void placeholders_ended(const std::vector<lease::Ended>& ended);
   void placeholders_all_ended(lease::EndReason reason); // every live lease ended (revoke --all)
   void remember_ended_placeholder(const std::string& sha256, lease::EndReason reason);
@@ -200,68 +281,10 @@ private:
   std::chrono::steady_clock::time_point m_snapshot_at{};
 };
 
-struct Request
-{
-  const json& params;
-  const Peer& peer;
-  std::shared_ptr<Session> session;
-};
-
-using Handler = std::function<json(State&, const Request&)>;
-
-// An async method's handler copies what it needs from the request, starts its
-// work, and later calls `respond` on the io thread with a function that
-// produces the result (or throws util::Error); the reply keeps its place in
-// the connection's order. `respond` must be called exactly once.
-using Responder = std::function<void(std::function<json()>)>;
-using AsyncHandler = std::function<void(State&, const Request&, Responder)>;
-
-// A result produced in pieces on a worker (State::readers): the session asks
-// for the next piece only once the previous one is on the socket, so neither
-// a 300 MB reply nor a slow client holds memory or a thread. Concatenated,
-// the pieces are the result's JSON text (secrets.audit streams a whole log).
-class ResultStream
-{
-public:
-  virtual ~ResultStream() = default;
-  // On a worker: the next piece; an empty string at the end. A throw after
-  // the first piece closes the connection: the reply cannot be completed.
-  virtual std::string next() = 0;
-};
-// On the io thread: checks the params (a throw is an ordinary error reply)
-// and opens what the stream will read.
-using StreamHandler = std::function<std::unique_ptr<ResultStream>(State&, const Request&)>;
-
-struct Method
-{
-  Handler handler;
-  // On failure the dispatcher audits this action with success=false.
-  const char* audit_action = nullptr;
-  AsyncHandler async_handler = nullptr; // set instead of handler for slow work (hooks)
-  StreamHandler stream_handler = nullptr; // set instead of handler for a streamed result
-};
-
-using MethodTable = std::map<std::string, Method, std::less<>>;
-
-// One registration function per family (methods_*.cpp).
-void add_secret_methods(MethodTable& table);
-void add_lease_methods(MethodTable& table);
-void add_audit_methods(MethodTable& table);
-void add_status_methods(MethodTable& table);
-void add_killswitch_methods(MethodTable& table);
-
 // The killswitch, for revokeAll and the heartbeat: every lease ends now, then
 // hooks run (rotate_all) and the store is wiped (wipe); one killswitch line;
 // then done(report, audit seq) on the io thread.
 void run_killswitch(State& s, const Peer* peer, bool rotate_all, bool wipe, std::string cause,
                     std::function<void(json report, uint64_t seq)> done);
-
-// Typed access to params; each throws invalid_params naming the field.
-std::string required_string(const json& params, const char* field);
-std::string optional_string(const json& params, const char* field, const std::string& fallback = {});
-bool optional_bool(const json& params, const char* field, bool fallback = false);
-int64_t optional_int(const json& params, const char* field, int64_t fallback = 0);
-std::vector<std::string> required_string_array(const json& params, const char* field);
-std::vector<std::string> optional_string_array(const json& params, const char* field);
 
 } // namespace server

@@ -54,15 +54,7 @@ struct TempDir
 
 const server::MethodTable& methods()
 {
-  static const server::MethodTable table = [] {
-    server::MethodTable t;
-    server::add_secret_methods(t);
-    server::add_lease_methods(t);
-    server::add_audit_methods(t);
-    server::add_status_methods(t);
-    server::add_killswitch_methods(t);
-    return t;
-  }();
+  static const server::MethodTable table = server::all_methods();
   return table;
 }
 

@@ -495,6 +495,37 @@ class Heartbeat(E2ETestCase):
         self.assert_ok(h.run("status", "--reset"), "secrets status")
         self.assertEqual(h.run("lease", "k").out, b"k2")
 
+    def test_renew_refused_while_tripped(self):
+        # A trip refuses what extends access, not only new leases: a lease
+        # that outlived the trip (a fail_action that revokes nothing) cannot
+        # be renewed past it. The dispatcher refuses it, before the handler.
+        h = self.heartbeat_home(revoke_all=False)
+        h.add("a", "va")
+        self.assertTrue(harness.wait_until(lambda: h.status()["heartbeat"].get("last_success"), 5.0, 0.2))
+        lid = h.lease_json("a", "--ttl", "10m")["lease_id"]
+
+        def expires_at():
+            return {l["lease_id"]: l["expires_at"] for l in h.rpc("secrets.leases")["result"]["leases"]}[lid]
+
+        before = expires_at()
+        self.server.healthy = False
+        st, _ = self.wait_tripped(h)
+        self.assertEqual(st["active_leases"], 1, st)  # nothing revoked it
+
+        self.assert_rpc_error(h.rpc("secrets.renew", {"lease_id": lid, "ttl": "1h"}), -32011)
+        self.assert_err(h.run("renew", lid, "--ttl", "1h"), rc=5, code="killswitch_tripped")
+        self.assertEqual(expires_at(), before)
+        refused = [e for e in h.audit_entries() if e["action"] == "lease_renew"]
+        self.assertEqual(len(refused), 2, refused)
+        for e in refused:
+            self.assertIs(e["success"], False, e)
+            self.assertEqual(e.get("lease_id"), lid, e)
+        # Reset: renewals are served again.
+        self.server.healthy = True
+        self.assert_ok(h.run("status", "--reset"), "secrets status")
+        self.assertNotEqual(h.run_json("renew", lid, "--ttl", "1h")["expires_at"], before)
+        self.assertEqual(h.run("audit", "--verify").rc, 0)
+
     def test_heartbeat_disabled_by_default(self):
         h = self.new_home()
         st = h.status()
