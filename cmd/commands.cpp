@@ -379,9 +379,17 @@ int run(int argc, char** argv)
     action = [] {
       json result = call("secrets.list");
       std::vector<Action> next;
-      for (const auto& s : result["secrets"]) {
+      for (auto& s : result["secrets"]) {
+        // The daemon keeps Go's zero time on the wire for Go clients; a
+        // person reads it as a date. Never rotated is null here, and
+        // has_rotation is the Go CLI's field.
+        if (s.value("last_rotated", "") == "0001-01-01T00:00:00Z") {
+          s["last_rotated"] = nullptr;
+        }
+        s["has_rotation"] = !s.value("rotate_via", "").empty();
         next.push_back({"secrets lease " + s["name"].get<std::string>(), "lease " + s["name"].get<std::string>()});
       }
+      result["count"] = result["secrets"].size();
       if (next.empty()) {
         next.push_back({"secrets add <name>", "add a secret (value on stdin)"});
       }

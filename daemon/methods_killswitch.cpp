@@ -1,4 +1,5 @@
 // secrets.rotate, secrets.revokeAll (the killswitch), secrets.resetKillswitch
+#include "config/hooks.hpp"
 #include "daemon/params.hpp"
 #include "daemon/session.hpp"
 #include "daemon/state.hpp"
@@ -44,11 +45,17 @@ void rotate(State& s, const Request& r, const RotateParams& p, Responder respond
     const uint64_t seq = o.audit_seq;
     respond([o = std::move(o)]() -> json {
       if (!o.success) {
-        if (o.code == util::Errc::secret_not_found) {
+        if (o.code == util::Errc::secret_not_found || o.code == util::Errc::invalid_params) {
           throw util::Error(o.code, o.error, "secrets list");
         }
-        throw util::Error(o.code, o.error + (o.output.empty() ? "" : ": " + o.output),
-                          !o.fix.empty() ? o.fix : "secrets add " + o.name + " --rotate-via '<command>' --force");
+        // The hook's stderr ends the message; its last line break does not.
+        const std::string output = o.output.substr(0, o.output.find_last_not_of(" \t\r\n") + 1);
+        std::string fix = o.fix;
+        if (fix.empty()) {
+          fix = o.command.empty() ? "secrets set-hook " + o.name + " 'COMMAND'"
+                                  : "run the hook by hand to see why: sh -c " + config::shell_quote(o.command);
+        }
+        throw util::Error(o.code, o.error + (output.empty() ? "" : ": " + output), fix);
       }
       json j = outcome_json(o);
       j["message"] = o.changed ? "secret rotated: " + o.name : "hook ran; value of " + o.name + " unchanged";

@@ -87,6 +87,9 @@ json acquire(State& s, const Request& r, const LeaseParams& p)
   const auto ttl = lease::resolve_ttl(p.ttl, s.settings.default_lease_ttl, s.settings.max_lease_ttl);
   const auto* secret = s.store().find(name);
   if (!secret) {
+    if (!store::is_valid_name(name)) {
+      throw store::unknown_secret(name);
+    }
     throw util::Error(util::Errc::secret_not_found, "secret " + name + " not found",
                       "secrets add " + name + "  # or: secrets list");
   }

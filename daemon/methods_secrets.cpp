@@ -1,4 +1,4 @@
-// secrets.add, secrets.list, secrets.delete, secrets.get, secrets.versions, secrets.rollback
+// secrets.add, secrets.list, secrets.delete, secrets.get, secrets.versions, secrets.rollback, secrets.setHook
 #include "daemon/params.hpp"
 #include "daemon/state.hpp"
 #include "proxy/spec.hpp"
@@ -137,7 +137,7 @@ json remove(State& s, const Request& r, const NameParams& p)
 {
   const std::string& name = p.name;
   if (!s.store().find(name)) {
-    throw util::Error(util::Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+    throw store::unknown_secret(name);
   }
   // Leases end first: no holder keeps a lease on a secret that is gone.
   auto ended = s.leases().revoke_secret(name, lease::EndReason::secret_deleted);
@@ -178,7 +178,7 @@ json versions(State& s, const Request&, const NameParams& p)
   const std::string& name = p.name;
   const auto* secret = s.store().find(name);
   if (!secret) {
-    throw util::Error(util::Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+    throw store::unknown_secret(name);
   }
   json list = json::array();
   for (size_t i = 0; i < secret->versions.size(); ++i) {
@@ -238,6 +238,39 @@ json rollback(State& s, const Request& r, const RollbackParams& p)
           {"updated_at", util::format_rfc3339_nano(info.updated_at)}};
 }
 
+// secrets set-hook: records (or, with "", clears) a secret's rotation hook
+// without touching its value. Like add's rotate_via, it only records: the hook
+// runs once the user allows it in hooks.json (config/hooks.hpp).
+struct SetHookParams
+{
+  std::string name;
+  std::string rotate_via;
+
+  static SetHookParams parse(const json& p)
+  {
+    const auto it = p.find("rotate_via");
+    if (it == p.end() || !it->is_string()) {
+      throw util::Error(util::Errc::invalid_params, "invalid params: field rotate_via must be a string",
+                        "secrets set-hook NAME 'COMMAND'");
+    }
+    return {required_string(p, "name"), it->get<std::string>()};
+  }
+};
+
+json set_hook(State& s, const Request& r, const SetHookParams& p)
+{
+  if (!s.store().find(p.name)) {
+    throw store::unknown_secret(p.name);
+  }
+  s.store().set_rotate_via(p.name, p.rotate_via);
+  // A hook is code: the log says what it is (or that it was cleared).
+  s.audit({{"action", "secret_set_hook"}, {"secret_name", p.name}, {"rotate_via", p.rotate_via}}, &r.peer);
+  return {{"success", true},
+          {"message", p.rotate_via.empty() ? "rotation hook cleared: " + p.name : "rotation hook recorded: " + p.name},
+          {"name", p.name},
+          {"rotate_via", p.rotate_via}};
+}
+
 } // namespace
 
 void add_secret_methods(MethodTable& table)
@@ -262,6 +295,11 @@ void add_secret_methods(MethodTable& table)
   table.emplace("secrets.versions", Method{.handler = with_params(versions),
                                            .allowed_while_tripped = true,
                                            .allowed_while_locked = false});
+  table.emplace("secrets.setHook", Method{.handler = with_params(set_hook),
+                                          .audit_action = "secret_set_hook",
+                                          .mutates_store = true,
+                                          .allowed_while_tripped = true,
+                                          .allowed_while_locked = false});
   table.emplace("secrets.rollback", Method{.handler = with_params(rollback),
                                            .audit_action = "secret_rollback",
                                            .mutates_store = true,

@@ -53,8 +53,9 @@ void State::rotate(const std::string& name, const Peer* peer, std::function<void
   const auto* secret = m_store->find(name);
   const std::string command = secret ? secret->info.rotate_via : std::string();
   if (m_killswitch.wiped() || !secret) {
-    failed.error = "secret " + name + " not found";
-    failed.code = util::Errc::secret_not_found;
+    const auto error = store::unknown_secret(name);
+    failed.error = error.what();
+    failed.code = error.code();
   } else if (command.empty()) {
     failed.error = "secret " + name + " has no rotation hook";
   } else if (m_rotating.count(name) != 0) {

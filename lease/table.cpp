@@ -219,7 +219,10 @@ const Lease& Table::renew(const std::string& id, util::Duration ttl, util::Durat
                 "cannot renew lease " + id + " for " + util::format_duration(ttl) + ": a lease lives at most "
                   + util::format_duration(max_ttl) + " from creation, " + util::format_duration(remaining)
                   + " remains",
-                fix_for(lease.secret_name));
+                // The largest renewal allowed, while there is one; then a new lease.
+                remaining >= std::chrono::seconds{1}
+                  ? "secrets renew " + id + " --ttl " + util::format_duration(remaining)
+                  : fix_for(lease.secret_name));
   }
   m_deadlines.erase(Deadline{lease.expires_at, id});
   lease.expires_at = *expires_at;

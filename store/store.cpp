@@ -363,6 +363,17 @@ std::vector<SecretInfo> Store::list() const
   return out;
 }
 
+util::Error unknown_secret(const std::string& name)
+{
+  if (!is_valid_name(name)) {
+    return Error(Errc::invalid_params,
+                 "invalid secret name " + json(name).dump(-1, ' ', false, json::error_handler_t::replace)
+                   + ": names use letters, digits, '_', '-' and '.', at most 128",
+                 "secrets list");
+  }
+  return Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+}
+
 const SecretInfo& Store::add(const std::string& name, age::SecretBuffer value, std::optional<std::string> rotate_via,
                              bool force, std::optional<ProxySpec> proxy)
 {
@@ -413,7 +424,7 @@ const SecretInfo& Store::set_rotate_via(const std::string& name, const std::stri
 {
   auto it = m_secrets.find(name);
   if (it == m_secrets.end()) {
-    throw Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+    throw unknown_secret(name);
   }
   return update(it, [&](Secret& s) { s.info.rotate_via = rotate_via; });
 }
@@ -422,7 +433,7 @@ void Store::remove(const std::string& name)
 {
   auto node = m_secrets.extract(name);
   if (node.empty()) {
-    throw Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+    throw unknown_secret(name);
   }
   ++m_generation;
   try {
@@ -437,7 +448,7 @@ void Store::mark_rotated(const std::string& name, std::optional<age::SecretBuffe
 {
   const auto it = m_secrets.find(name);
   if (it == m_secrets.end()) {
-    throw Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+    throw unknown_secret(name);
   }
   const auto now = m_clock.now();
   update(it, [&](Secret& s) {
@@ -454,7 +465,7 @@ util::TimePoint Store::rollback(const std::string& name, size_t number)
 {
   const auto it = m_secrets.find(name);
   if (it == m_secrets.end()) {
-    throw Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+    throw unknown_secret(name);
   }
   const size_t kept = it->second.versions.size();
   if (kept == 0) {

@@ -23,6 +23,7 @@
 // - Not thread-safe: the daemon calls it from its io thread.
 
 #include "store/age/age.hpp"
+#include "util/error.hpp"
 #include "util/clock.hpp"
 #include "util/paths.hpp"
 
@@ -95,6 +96,11 @@ struct AuditKey
 
 // Names are what a user would put in an env var or a file name.
 bool is_valid_name(std::string_view name);
+
+// The error for a secret that is not there: invalid_params when `name` could
+// never be one (the message quotes it as JSON, so a control byte cannot
+// garble it), else secret_not_found. Fixes never repeat an invalid name.
+util::Error unknown_secret(const std::string& name);
 
 class Store
 {

@@ -201,15 +201,21 @@ class Renew(E2ETestCase):
         self.assertEqual(renewed["max_expires_at"], res["max_expires_at"])
         # 10s from now ends past created + 10s: refused, not capped, and the lease is unchanged
         r = self.home.run("renew", lease_id, "--ttl", "10s")
-        self.assert_err(r, code="invalid_params")
+        env = self.assert_err(r, code="invalid_params")
         self.assertIn(b"at most", r.err)
+        # The fix is the largest renewal allowed, and it works as given.
+        self.assertTrue(env["fix"].startswith("secrets renew %s --ttl " % lease_id), env)
+        allowed = env["fix"].split("--ttl ")[1]
+        self.assertLessEqual(harness.go_duration_seconds(allowed), 10.0)
+        self.assert_ok(self.home.run("renew", lease_id, "--ttl", allowed), "secrets renew")
+        renewed = self.home.run_json("renew", lease_id, "--ttl", "1s")
         now = {l["lease_id"]: l for l in self.home.rpc("secrets.leases")["result"]["leases"]}
         self.assertEqual(now[lease_id]["expires_at"], renewed["expires_at"])
         # without --ttl, by the lease's own TTL (2s)
         again = self.home.run_json("renew", lease_id)
         self.assertEqual(again["ttl"], "2s")
         actions = [e for e in self.home.audit_entries() if e.get("lease_id") == lease_id and e["action"] == "lease_renew"]
-        self.assertEqual([e["success"] for e in actions], [True, False, True])
+        self.assertEqual([e["success"] for e in actions], [True, False, True, True, True])
 
     def test_renewing_an_ended_lease_is_32002(self):
         lease_id = self.home.lease_json("tok", "--bind", "none")["lease_id"]

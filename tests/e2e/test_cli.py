@@ -132,9 +132,11 @@ class Add(E2ETestCase):
         names = [s["name"] for s in res["secrets"]]
         self.assertEqual(names, ["api_key"])
         s = res["secrets"][0]
-        for field in ("created_at", "updated_at", "last_rotated"):
+        for field in ("created_at", "updated_at"):
             parse_time(s[field])
-        self.assertEqual(s["last_rotated"], "0001-01-01T00:00:00Z")
+        self.assertIsNone(s["last_rotated"])  # never rotated (the RPC keeps Go's zero time)
+        self.assertIs(s["has_rotation"], False)
+        self.assertEqual(res["count"], 1)
 
     def test_empty_value_is_refused(self):
         r = self.home.run("add", "empty", input=b"")
