@@ -38,14 +38,17 @@ using nlohmann::json;
 class Session;
 class State;
 
+// Who asked, and on which connection. The params are not here: a handler
+// gets them typed, parsed once (with_params).
 struct Request
 {
-  const json& params; // as sent, for the dispatcher's audit lines; handlers read their typed params
   const Peer& peer;
   std::shared_ptr<Session> session;
 };
 
-using Handler = std::function<json(State&, const Request&)>;
+// The table's handlers take the params as sent; with_params turns a typed
+// handler into one.
+using Handler = std::function<json(State&, const Request&, const json& params)>;
 
 // How an async method answers: `body` runs on the io thread and produces the
 // result (or throws util::Error); the reply keeps its place in the
@@ -65,7 +68,7 @@ private:
 
 // An async method's handler copies what it needs from the request and its
 // params, starts its work, and answers through the Responder.
-using AsyncHandler = std::function<void(State&, const Request&, Responder)>;
+using AsyncHandler = std::function<void(State&, const Request&, const json& params, Responder)>;
 
 // A result produced in pieces on a worker (State::readers): the session asks
 // for the next piece only once the previous one is on the socket, so neither
@@ -81,7 +84,7 @@ public:
 };
 // On the io thread: opens what the stream will read (a throw is an ordinary
 // error reply).
-using StreamHandler = std::function<std::unique_ptr<ResultStream>(State&, const Request&)>;
+using StreamHandler = std::function<std::unique_ptr<ResultStream>(State&, const Request&, const json& params)>;
 
 struct Method
 {
@@ -139,19 +142,21 @@ struct NoParams
 template <class P>
 Handler with_params(json (*fn)(State&, const Request&, const P&))
 {
-  return [fn](State& s, const Request& r) { return fn(s, r, P::parse(r.params)); };
+  return [fn](State& s, const Request& r, const json& params) { return fn(s, r, P::parse(params)); };
 }
 
 template <class P>
 AsyncHandler with_params(void (*fn)(State&, const Request&, const P&, Responder))
 {
-  return [fn](State& s, const Request& r, Responder respond) { fn(s, r, P::parse(r.params), std::move(respond)); };
+  return [fn](State& s, const Request& r, const json& params, Responder respond) {
+    fn(s, r, P::parse(params), std::move(respond));
+  };
 }
 
 template <class P>
 StreamHandler with_params(std::unique_ptr<ResultStream> (*fn)(State&, const Request&, const P&))
 {
-  return [fn](State& s, const Request& r) { return fn(s, r, P::parse(r.params)); };
+  return [fn](State& s, const Request& r, const json& params) { return fn(s, r, P::parse(params)); };
 }
 
 } // namespace server

@@ -211,11 +211,11 @@ json Session::dispatch(const json& request)
     audit_failure(name, method, params, refused->what(), true);
     return rpc::make_error(id, rpc::code_for(refused->code()), refused->what(), refused->fix());
   }
-  const Request request_of{params, m_peer, shared_from_this()};
+  const Request request_of{m_peer, shared_from_this()};
   if (method.stream_handler) {
     std::shared_ptr<ResultStream> stream;
     json early = guarded(id, method, params, [&] {
-      stream = method.stream_handler(m_state, request_of);
+      stream = method.stream_handler(m_state, request_of, params);
       return json();
     });
     if (!stream) {
@@ -255,7 +255,7 @@ json Session::dispatch(const json& request)
     {
       const State::RequestAudit scope(m_state, *started_seq);
       early = guarded(id, method, params, [&] {
-        method.async_handler(m_state, request_of, respond);
+        method.async_handler(m_state, request_of, params, respond);
         threw = false;
         return json();
       });
@@ -268,7 +268,7 @@ json Session::dispatch(const json& request)
     }
     return nullptr;
   }
-  return guarded(id, method, params, [&] { return method.handler(m_state, request_of); });
+  return guarded(id, method, params, [&] { return method.handler(m_state, request_of, params); });
 }
 
 json Session::guarded(const json& id, const Method& method, const json& params, const std::function<json()>& body)

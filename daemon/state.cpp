@@ -351,18 +351,13 @@ void State::write_snapshot_async()
   });
 }
 
-} // namespace server
-
-
-
-namespace server {
-
 void State::join_workers()
 {
   m_workers.join();
   readers.join();
 }
 
+// The dispatcher's killswitch gate (Session::dispatch asks it for every method).
 std::optional<util::Error> KillswitchState::refusal(const Method& method) const
 {
   if (m_wiped && (!method.allowed_while_tripped || method.reads_values || method.mutates_store)) {

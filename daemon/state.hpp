@@ -31,7 +31,6 @@
 
 namespace server {
 
-
 // An audit line's members in the log's order (audit/log.hpp): action,
 // secret_name, client_id, lease_id, details, success (default true), the
 // rest, peer. Pure: any thread.

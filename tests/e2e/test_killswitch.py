@@ -270,6 +270,13 @@ class RevokeAll(E2ETestCase):
         self.assertEqual(st.get("active_leases"), 0, st)
         self.assertNotEqual(h.run("add", "c", input=b"vc").rc, 0)
         self.assertFalse(os.path.exists(h.file("secrets.age")))
+        # Whatever reads values or changes the store is refused by the gate, with its fix.
+        for method, params in (("secrets.rotate", {"secret_name": "a"}), ("secrets.delete", {"name": "a"}),
+                               ("secrets.renew", {"lease_id": "x"})):
+            reply = h.rpc(method, params)
+            self.assert_rpc_error(reply, -32011)
+            self.assertIn("backup", reply["error"]["data"]["fix"], reply)
+        self.assertIn("result", h.rpc("secrets.list"))
         r = h.run("audit", "--verify")
         self.assert_ok(r, "secrets audit")
         self.assertIs(r.env_out["result"].get("ok"), True, r)
