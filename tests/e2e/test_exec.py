@@ -212,6 +212,63 @@ class Exec(E2ETestCase):
                 p.wait()
 
 
+class ExecClosedStdio(E2ETestCase):
+    """exec started with some of fds 0-2 closed (a daemon, cron, `cmd <&- 2>&-`):
+    the pipes and sockets it opens must not land there, or the child's output
+    is written into exec's own signal pipe (read back as signals to forward)
+    or into its connection to the daemon."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.home = harness.Home()
+        cls.home.serve()
+        cls.home.add("tok", VALUE)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.home.cleanup()
+
+    def exec_closed(self, redirections, script):
+        # The shell closes the descriptors, then becomes `secrets exec`.
+        argv = ["sh", "-c", 'exec "$@" ' + redirections, "sh", BIN, "exec", "--secret", "tok=TOKEN", "--",
+                "sh", "-c", script]
+        p = subprocess.run(argv, env=self.home.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        return p.returncode, p.stdout, p.stderr
+
+    def test_closed_stdin_and_stderr_keep_the_childs_stdout(self):
+        # The pause lets exec handle the stderr line before the child goes on.
+        rc, out, err = self.exec_closed("0<&- 2>&-", 'echo err >&2; sleep 0.5; printf "out:%s\\n" "$TOKEN"')
+        self.assertEqual(rc, 0, (out, err))
+        self.assertEqual(out, b"out:" + MARKER + b"\n")
+
+    def test_closed_stdout_and_stderr_leave_the_child_running(self):
+        marker = os.path.join(self.home.logs, "closed-out-err")
+        rc, out, err = self.exec_closed("1>&- 2>&-", 'echo err >&2; echo out; sleep 0.5; echo done > "%s"' % marker)
+        self.assertEqual(rc, 0)
+        with open(marker, "rb") as f:
+            self.assertEqual(f.read(), b"done\n")
+
+    def test_all_stdio_closed_the_child_gets_dev_null(self):
+        # Where exec's own stdio was closed the child finds /dev/null (as a
+        # setuid program would), never a pipe or socket of exec's.
+        marker = os.path.join(self.home.logs, "closed-all")
+        probe = ("import os, sys\n"
+                 "fds = ['/proc/self/fd/' + str(i) for i in range(3)]\n"
+                 "t = [os.readlink(f) if os.path.exists(f) else 'closed' for f in fds]\n"
+                 "open(sys.argv[1], 'w').write(' '.join(t))\n")
+        argv = ["sh", "-c", 'exec "$@" 0<&- 1>&- 2>&-', "sh", BIN, "exec", "--secret", "tok=TOKEN", "--",
+                sys.executable, "-c", probe, marker]
+        p = subprocess.run(argv, env=self.home.env, stdin=subprocess.DEVNULL, timeout=30)
+        self.assertEqual(p.returncode, 0)
+        with open(marker) as f:
+            stdin, stdout, stderr = f.read().split(" ")
+        self.assertEqual(stdin, "/dev/null")
+        # stdout and stderr: the masking pipes, which exec writes to its /dev/null.
+        self.assertTrue(stdout.startswith("pipe:") and stderr.startswith("pipe:"), (stdout, stderr))
+
+
 class ExecDaemonGone(E2ETestCase):
     def test_lost_watch_connection_stops_the_child(self):
         home = self.new_home()
