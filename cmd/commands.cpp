@@ -18,6 +18,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <charconv>
 #include <functional>
 #include <limits>
@@ -143,41 +144,73 @@ struct Options
   bool require_proxy = false;
 };
 
-const std::vector<std::pair<std::string, std::string>> k_commands = {
-  {"init", "create the age identity and the encrypted store (~/.agent-secrets)"},
-  {"serve [--require-proxy]", "run the daemon in the foreground"},
-  {"add NAME [--rotate-via CMD] [--force]", "store a secret; the value is read from stdin"},
-  {"list", "list secrets (names and dates, never values)"},
-  {"lease NAME [--ttl D] [--client-id ID] [--bind parent|self|none|PID] [--json]",
-   "take a time-bounded lease; prints the raw value"},
-  {"revoke LEASE_ID | --all [--rotate] [--wipe --yes]", "end one lease, or every lease (the killswitch)"},
-  {"renew LEASE_ID [--ttl D]", "extend a live lease, up to max_lease_ttl from its creation"},
-  {"rotate NAME", "run the secret's rotation hook (only if hooks.json allows it)"},
-  {"versions NAME", "list the values a secret had before (numbers and dates, never values)"},
-  {"rollback NAME [--to N]", "restore an earlier value (default: the previous one); the replaced one is kept"},
-  {"hook allow NAME 'COMMAND' | hook remove NAME | hook list", "the rotation hooks allowed to run (hooks.json)"},
-  {"remove NAME", "delete a secret and revoke its leases"},
-  {"audit [--tail N] [--verify [--offline]]", "show or verify the keyed, anchored audit log"},
-  {"status [--reset]", "show the daemon's state; --reset clears a tripped heartbeat"},
-  {"health [--warnings]", "show stale secrets, missing hooks and leases about to expire"},
-  {"config", "print the effective configuration"},
-  {"exec [--ttl D] [--client-id ID] [--no-masking] [--file F] [--secret NAME[=VAR]]... -- CMD ARGS...",
-   "run a command with leased secrets in its environment; its output is masked; stops it when a lease ends"},
-  {"env [--force] [--ttl D] [--output PATH] [--file F] [--secret NAME[=VAR]]...",
-   "lease the project's secrets into a 0600 .env that the daemon deletes when the leases end"},
-  {"cleanup [--dry-run] [--path DIR]", "remove env files written by secrets env whose leases have ended"},
-  {"import FILE.env [--prefix P] [--dry-run] [--force] [--keep-case]", "add every KEY=value of a .env to the store"},
-  {"mcp", "serve the Model Context Protocol on stdio, for Claude Code, Cursor and other MCP clients"},
-  {"openclaw-resolve [--ttl D] [--client-id ID]", "OpenClaw exec secret provider: JSON ids on stdin, leased values on stdout"},
-  {"completion bash|zsh|fish", "print a shell completion script"},
-};
+// The command list of bare `secrets`, read from the CLI11 tree as the
+// completion scripts are (cmd/completion.cpp): a command or option added
+// there is listed without a second place to remember it. Hidden ones (group
+// "") are left out. Positionals are upper case, optional ones in brackets;
+// a positional that takes several words comes last, after --.
+std::string placeholder(std::string name)
+{
+  for (char& ch : name) {
+    ch = ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+  }
+  return name;
+}
 
-Outcome command_tree()
+std::string usage_of(const CLI::App& app)
+{
+  std::string usage;
+  std::string rest;
+  const auto add = [&usage](const std::string& word) { usage += " " + word; };
+  for (const CLI::Option* o : app.get_options()) {
+    if (!o->get_positional() || o->get_group().empty()) {
+      continue;
+    }
+    const std::string name = placeholder(o->get_name(true, false));
+    if (o->get_expected_max() > 1) {
+      rest = "-- " + name + "...";
+    } else {
+      add(o->get_required() ? name : "[" + name + "]");
+    }
+  }
+  for (const CLI::Option* o : app.get_options()) {
+    if (o->get_positional() || o->get_group().empty() || o == app.get_help_ptr()) {
+      continue;
+    }
+    const std::string flag =
+      o->get_lnames().empty() ? "-" + o->get_snames().front() : "--" + o->get_lnames().front();
+    std::string word = flag;
+    if (o->get_expected_max() > 0) {
+      word += " " + placeholder(o->get_lnames().empty() ? o->get_snames().front() : o->get_lnames().front());
+    }
+    const bool repeatable = o->get_expected_max() > 1; // a vector: the flag may be given again
+    add(o->get_required() ? word : "[" + word + "]" + (repeatable ? "..." : ""));
+  }
+  if (!rest.empty()) {
+    add(rest);
+  }
+  return usage;
+}
+
+void list_commands(CLI::App& app, const std::string& prefix, json& out)
+{
+  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
+    if (sub->get_group().empty()) {
+      continue;
+    }
+    const std::string path = prefix + " " + sub->get_name();
+    if (!sub->get_subcommands([](CLI::App*) { return true; }).empty()) {
+      list_commands(*sub, path, out);
+      continue;
+    }
+    out.push_back({{"usage", path + usage_of(*sub)}, {"description", sub->get_description()}});
+  }
+}
+
+Outcome command_tree(CLI::App& app)
 {
   json commands = json::array();
-  for (const auto& [usage, description] : k_commands) {
-    commands.push_back({{"usage", "secrets " + usage}, {"description", description}});
-  }
+  list_commands(app, "secrets", commands);
   return {success_envelope("secrets",
                            {{"description", "agent-secrets: time-bounded leases on age-encrypted secrets"},
                             {"version", AGENT_SECRETS_VERSION},
@@ -497,7 +530,7 @@ int run(int argc, char** argv)
     command += " " + sub->get_name();
   }
   if (!action) {
-    print(command_tree().envelope);
+    print(command_tree(app).envelope);
     return exit_code::ok;
   }
   try {
