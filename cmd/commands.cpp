@@ -505,6 +505,7 @@ int run(int argc, char** argv)
   add_version_commands(app, action);
   add_exec_command(app, action);
   add_env_commands(app, action);
+  add_import_command(app, action);
   add_mcp_command(app, action);
   add_openclaw_resolve_command(app, action);
   add_hook_commands(app, action);
