@@ -278,10 +278,12 @@ class ExecDaemonGone(E2ETestCase):
     def test_lost_watch_connection_stops_the_child(self):
         home = self.new_home()
         home.add("tok", VALUE)
-        p = subprocess.Popen([BIN, "exec", "--secret", "tok=TOKEN", "--", "sleep", "60"], env=home.env,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = subprocess.Popen([BIN, "exec", "--secret", "tok=TOKEN", "--", "sh", "-c", "echo ready; exec sleep 60"],
+                             env=home.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            self.assertTrue(wait_until(lambda: home.rpc("secrets.leases")["result"]["leases"], timeout=5.0))
+            # exec starts the child once its watch is registered: stopping the
+            # daemon before that would fail exec itself, not stop the child.
+            self.assertEqual(p.stdout.readline(), b"ready\n")
             home.stop()
             rc = p.wait(timeout=8)
             err = p.stderr.read()
@@ -295,10 +297,10 @@ class ExecDaemonGone(E2ETestCase):
     def test_killswitch_stops_the_child_as_denied(self):
         home = self.new_home()
         home.add("tok", VALUE)
-        p = subprocess.Popen([BIN, "exec", "--secret", "tok=TOKEN", "--", "sleep", "60"], env=home.env,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = subprocess.Popen([BIN, "exec", "--secret", "tok=TOKEN", "--", "sh", "-c", "echo ready; exec sleep 60"],
+                             env=home.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            self.assertTrue(wait_until(lambda: home.rpc("secrets.leases")["result"]["leases"], timeout=5.0))
+            self.assertEqual(p.stdout.readline(), b"ready\n")  # leased and watched
             home.run_json("revoke", "--all")
             rc = p.wait(timeout=6)
             err = p.stderr.read()
