@@ -37,7 +37,8 @@ void add_binding(json& params, const std::string& bind);
 
 // Each registers its subcommands; a subcommand's callback sets `action`.
 void add_exec_command(CLI::App& app, CommandAction& action);
-void add_env_commands(CLI::App& app, CommandAction& action); // env, cleanup, import
+void add_env_commands(CLI::App& app, CommandAction& action); // env, cleanup
+void add_import_command(CLI::App& app, CommandAction& action); // import FILE.env
 void add_openclaw_resolve_command(CLI::App& app, CommandAction& action);
 void add_completion_command(CLI::App& app, CommandAction& action); // bash|zsh|fish, from the whole tree
 void add_version_commands(CLI::App& app, CommandAction& action);    // versions, rollback

@@ -19,6 +19,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <charconv>
 #include <filesystem>
 #include <functional>
@@ -147,50 +148,6 @@ struct Options
   bool warnings_only = false;
   bool require_proxy = false;
 };
-
-const std::vector<std::pair<std::string, std::string>> k_commands = {
-  {"init", "create the age identity and the encrypted store (~/.agent-secrets)"},
-  {"serve [--require-proxy]", "run the daemon in the foreground"},
-  {"add NAME [--rotate-via CMD] [--force]", "store a secret; the value is read from stdin"},
-  {"list", "list secrets (names and dates, never values)"},
-  {"lease NAME [--ttl D] [--client-id ID] [--bind parent|self|none|PID] [--json]",
-   "take a time-bounded lease; prints the raw value"},
-  {"leases", "list live leases: id, secret, client, bound process, expiry (never values)"},
-  {"revoke LEASE_ID | --all [--rotate] [--wipe --yes]", "end one lease, or every lease (the killswitch)"},
-  {"renew LEASE_ID [--ttl D]", "extend a live lease, up to max_lease_ttl from its creation"},
-  {"rotate NAME", "run the secret's rotation hook (only if hooks.json allows it)"},
-  {"versions NAME", "list the values a secret had before (numbers and dates, never values)"},
-  {"rollback NAME [--to N]", "restore an earlier value (default: the previous one); the replaced one is kept"},
-  {"hook allow NAME 'COMMAND' | hook remove NAME | hook list", "the rotation hooks allowed to run (hooks.json)"},
-  {"set-hook NAME 'COMMAND'", "record a secret's rotation hook, keeping its value ('' clears it)"},
-  {"remove NAME", "delete a secret and revoke its leases"},
-  {"audit [--tail N] [--verify [--offline]]", "show or verify the keyed, anchored audit log"},
-  {"status [--reset]", "show the daemon's state; --reset clears a tripped heartbeat"},
-  {"health [--warnings]", "show stale secrets, missing hooks and leases about to expire"},
-  {"config", "print the effective configuration"},
-  {"exec [--ttl D] [--client-id ID] [--no-masking] [--file F] [--secret NAME[=VAR]]... -- CMD ARGS...",
-   "run a command with leased secrets in its environment; its output is masked; stops it when a lease ends"},
-  {"env [--force] [--ttl D] [--output PATH] [--file F] [--secret NAME[=VAR]]...",
-   "lease the project's secrets into a 0600 .env that the daemon deletes when the leases end"},
-  {"cleanup [--dry-run] [--path DIR]", "remove env files written by secrets env whose leases have ended"},
-  {"import FILE.env [--prefix P] [--dry-run] [--force] [--keep-case]", "add every KEY=value of a .env to the store"},
-  {"mcp", "serve the Model Context Protocol on stdio, for Claude Code, Cursor and other MCP clients"},
-  {"openclaw-resolve [--ttl D] [--client-id ID]", "OpenClaw exec secret provider: JSON ids on stdin, leased values on stdout"},
-  {"completion bash|zsh|fish", "print a shell completion script"},
-};
-
-Outcome command_tree()
-{
-  json commands = json::array();
-  for (const auto& [usage, description] : k_commands) {
-    commands.push_back({{"usage", "secrets " + usage}, {"description", description}});
-  }
-  return {success_envelope("secrets",
-                           {{"description", "agent-secrets: time-bounded leases on age-encrypted secrets"},
-                            {"version", AGENT_SECRETS_VERSION},
-                            {"commands", std::move(commands)}},
-                           {{"secrets status", "check the daemon"}, {"secrets list", "list secrets"}})};
-}
 
 Outcome do_init()
 {
@@ -490,6 +447,7 @@ int run(int argc, char** argv)
   add_version_commands(app, action);
   add_exec_command(app, action);
   add_env_commands(app, action);
+  add_import_command(app, action);
   add_mcp_command(app, action);
   add_openclaw_resolve_command(app, action);
   add_hook_commands(app, action);
@@ -517,7 +475,7 @@ int run(int argc, char** argv)
     return exit_code::ok;
   }
   if (typed.size() == 1 && typed[0] == "--json") {
-    print(command_tree().envelope);
+    print(command_tree(app));
     return exit_code::ok;
   }
   try {
@@ -545,7 +503,7 @@ int run(int argc, char** argv)
     if (::isatty(STDOUT_FILENO)) {
       std::fputs(short_help(app).c_str(), stdout);
     } else {
-      print(command_tree().envelope);
+      print(command_tree(app));
     }
     return exit_code::ok;
   }

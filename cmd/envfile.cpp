@@ -1,4 +1,4 @@
-// secrets env, cleanup, import (issue 4).
+// secrets env and cleanup (issue 4); import is cmd/import.cpp.
 #include "cmd/command.hpp"
 #include "cmd/dotenv.hpp"
 #include "cmd/project.hpp"
@@ -13,9 +13,7 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <map>
 #include <optional>
-#include <random>
 #include <set>
 
 namespace cmd {
@@ -40,16 +38,6 @@ struct CleanupOptions
   std::string path = ".";
 };
 
-struct ImportOptions
-{
-  std::string file;
-  std::string prefix;
-  bool dry_run = false;
-  bool force = false;
-  bool keep_case = false;
-};
-
-
 struct Taken
 {
   std::string lease_id;
@@ -70,56 +58,26 @@ void revoke_quietly(const std::vector<Taken>& taken)
   }
 }
 
-// Creates `path` with mode 0600 and `content`: a temp file in the same
-// directory (O_CREAT|O_EXCL, 0600 from the start), fsync, then rename (with
-// --force) or link (without, so that an existing file is never replaced,
-// even one created since we looked).
+// Creates `path` with mode 0600 and `content` (util::AtomicFile: a 0600 temp
+// file in the same directory, fsync, then rename with --force, or link
+// without, so that an existing file is never replaced, even one created
+// since we looked).
 void write_private_file(const std::string& path, const std::string& content, bool force)
 {
-  const std::string dir = util::dirname_of(path);
-  std::random_device rd;
-  std::string tmp;
-  util::UniqueFd fd;
-  for (int attempt = 0; attempt < 16 && !fd; ++attempt) {
-    char suffix[24];
-    std::snprintf(suffix, sizeof(suffix), ".tmp.%08x", rd());
-    tmp = path + suffix;
-    fd.reset(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
-    if (!fd && errno != EEXIST) {
-      util::throw_errno("failed to create " + tmp);
-    }
-  }
-  if (!fd) {
-    util::throw_errno("failed to create a temp file for " + path);
+  util::AtomicFile file(path, 0600);
+  file.write(content);
+  if (force) {
+    file.commit();
+    return;
   }
   try {
-    if (::fchmod(fd.get(), 0600) != 0) {
-      util::throw_errno("failed to chmod " + tmp);
+    file.commit_new();
+  } catch (const util::Error& e) {
+    if (e.code() == util::Errc::already_exists) {
+      throw util::Error(util::Errc::already_exists, path + " already exists", "secrets env --force");
     }
-    util::write_all(fd.get(), content, tmp);
-    if (::fsync(fd.get()) != 0) {
-      util::throw_errno("failed to fsync " + tmp);
-    }
-    fd.reset();
-    if (force) {
-      if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        util::throw_errno("failed to rename " + tmp + " to " + path);
-      }
-    } else {
-      if (::link(tmp.c_str(), path.c_str()) != 0) {
-        if (errno == EEXIST) {
-          throw util::Error(util::Errc::already_exists, path + " already exists", "secrets env --force");
-        }
-        util::throw_errno("failed to create " + path);
-      }
-      ::unlink(tmp.c_str());
-    }
-  } catch (...) {
-    fd.reset();
-    ::unlink(tmp.c_str());
     throw;
   }
-  util::fsync_dir(dir);
 }
 
 std::string absolute_path(const std::string& path)
@@ -287,129 +245,12 @@ Outcome do_cleanup(const CleanupOptions& o)
   return {success_envelope("secrets cleanup", std::move(result), next)};
 }
 
-std::string lowercase(std::string s)
-{
-  for (auto& c : s) {
-    if (c >= 'A' && c <= 'Z') {
-      c = static_cast<char>(c - 'A' + 'a');
-    }
-  }
-  return s;
-}
-
-bool valid_utf8(const std::string& s)
-{
-  try {
-    std::string probe = json(s).dump();
-    util::wipe(probe);
-    return true;
-  } catch (const json::type_error&) {
-    return false;
-  }
-}
-
-Outcome do_import(const ImportOptions& o)
-{
-  auto text = util::read_file_if_exists(o.file);
-  if (!text) {
-    return {error_envelope("secrets import", o.file + ": no such file", "not_found", "ls " + o.file),
-            exit_code::not_found};
-  }
-  std::vector<DotenvEntry> entries;
-  try {
-    entries = parse_dotenv(*text);
-    util::wipe(*text);
-  } catch (const util::Error& e) {
-    util::wipe(*text);
-    return {error_envelope("secrets import", o.file + " " + e.what(), "invalid_params",
-                           "fix the line in " + o.file + " and run secrets import " + o.file + " again"),
-            exit_code::error};
-  }
-  // The last definition of a key wins, as with `set -a; . FILE`.
-  std::map<std::string, size_t> last;
-  for (size_t i = 0; i < entries.size(); ++i) {
-    last[entries[i].key] = i;
-  }
-  std::set<std::string> existing;
-  if (o.dry_run) {
-    const json result = call("secrets.list");
-    for (const auto& s : result.value("secrets", json::array())) {
-      existing.insert(s.value("name", ""));
-    }
-  }
-  json imported = json::array();
-  json skipped = json::array();
-  for (size_t i = 0; i < entries.size(); ++i) {
-    auto& e = entries[i];
-    const std::string name = o.prefix + (o.keep_case ? e.key : lowercase(e.key));
-    json info = {{"key", e.key}, {"name", name}, {"line", e.line}};
-    auto skip = [&](const std::string& reason) {
-      info["reason"] = reason;
-      skipped.push_back(info);
-      util::wipe(e.value);
-    };
-    if (last[e.key] != i) {
-      skip("overridden by line " + std::to_string(entries[last[e.key]].line));
-      continue;
-    }
-    if (e.value.empty()) {
-      skip("empty value");
-      continue;
-    }
-    if (!valid_utf8(e.value)) {
-      skip("value is not valid UTF-8");
-      continue;
-    }
-    if (o.dry_run) {
-      if (existing.count(name) != 0 && !o.force) {
-        skip("already present (use --force to replace)");
-      } else {
-        imported.push_back(info);
-        util::wipe(e.value);
-      }
-      continue;
-    }
-    json params = {{"name", name}, {"value", e.value}, {"force", o.force}};
-    util::wipe(e.value);
-    try {
-      const json result = call("secrets.add", params);
-      info["replaced"] = result.value("replaced", false);
-      imported.push_back(info);
-    } catch (const rpc::RemoteError& err) {
-      if (err.code() == rpc::code::already_exists) {
-        skip("already present (use --force to replace)");
-      } else if (err.code() == rpc::code::invalid_params) {
-        skip(err.what());
-      } else {
-        util::wipe(params["value"].get_ref<std::string&>());
-        throw;
-      }
-    } catch (...) {
-      util::wipe(params["value"].get_ref<std::string&>());
-      throw;
-    }
-    util::wipe(params["value"].get_ref<std::string&>());
-  }
-  json result = {{"file", o.file}, {"dry_run", o.dry_run}, {o.dry_run ? "would_import" : "imported", imported},
-                 {"skipped", skipped}};
-  std::vector<Action> next;
-  if (o.dry_run) {
-    next.push_back({"secrets import " + o.file + (o.prefix.empty() ? "" : " --prefix " + o.prefix), "import them"});
-  }
-  next.push_back({"secrets list", "list secrets"});
-  if (!skipped.empty() && !o.force) {
-    next.push_back({"secrets import " + o.file + " --force", "replace secrets that are already present"});
-  }
-  return {success_envelope("secrets import", std::move(result), next)};
-}
-
 } // namespace
 
 void add_env_commands(CLI::App& app, CommandAction& action)
 {
   static EnvOptions env_o;
   static CleanupOptions cleanup_o;
-  static ImportOptions import_o;
 
   auto* env = app.add_subcommand("env", "lease the project's secrets into a 0600 .env the daemon deletes when they end");
   env->add_flag("--force", env_o.force, "overwrite an existing file");
@@ -424,14 +265,6 @@ void add_env_commands(CLI::App& app, CommandAction& action)
   cleanup->add_flag("--dry-run", cleanup_o.dry_run, "list what would be removed; change nothing");
   cleanup->add_option("--path", cleanup_o.path, "the directory to look in (default: the current one; not recursive)");
   cleanup->callback([&action] { action = [] { return do_cleanup(cleanup_o); }; });
-
-  auto* import = app.add_subcommand("import", "add every KEY=value of a .env file to the store");
-  import->add_option("file", import_o.file, "the .env file")->required();
-  import->add_option("--prefix", import_o.prefix, "prepended to every secret name");
-  import->add_flag("--dry-run", import_o.dry_run, "report what would be imported; change nothing");
-  import->add_flag("--force", import_o.force, "replace secrets that already exist");
-  import->add_flag("--keep-case", import_o.keep_case, "keep the keys' case (default: lowercase names)");
-  import->callback([&action] { action = [] { return do_import(import_o); }; });
 }
 
 } // namespace cmd

@@ -38,6 +38,11 @@ Envelope chained_commands_error(const CLI::App& app, const std::vector<std::stri
 // Every command a fix suggests quotes what the user typed with it.
 std::string shell_word(const std::string& word);
 
+// The command tree of bare `secrets` (piped) and `secrets --json`, read from
+// the CLI11 tree as the completion scripts are: a command or option added
+// there is listed without a second place to remember it.
+Envelope command_tree(CLI::App& app);
+
 // The short help: what the tool does, the common commands, where to go next.
 std::string short_help(const CLI::App& app);
 

@@ -5,6 +5,7 @@
 #include "proxy/fd_stream.hpp"
 #include "proxy/rewrite.hpp"
 #include "proxy/scrub.hpp"
+#include "proxy/transfer_head.hpp"
 #include "store/age/primitives.hpp"
 #include "util/encoding.hpp"
 #include "util/file.hpp"
@@ -97,7 +98,7 @@ private:
   // response
   CURL* m_easy = nullptr;
   int m_status = 0;
-  std::vector<std::pair<std::string, std::string>> m_headers;
+  HeaderList m_headers;
   bool m_head_sent = false;
   bool m_chunked = false;
   bool m_no_body = false;
@@ -296,81 +297,21 @@ bool Transfer::send_head()
   if (m_refused) {
     return false;
   }
+  const RequestShape shape{m_req.version(), m_req.method() == http::verb::head, m_req.keep_alive()};
+  ResponseHead head = response_head(m_headers, m_status, shape, m_grant->scrub_needles());
+  if (head.refused) {
+    m_refused = std::move(head.refused); // sent in its place once curl has stopped
+    return false;
+  }
   m_head_sent = true;
-  http::response<http::empty_body> res;
-  res.version(m_req.version());
-  res.result(static_cast<unsigned>(m_status));
-  std::vector<std::string> connection_named;
-  for (const auto& [name, value] : m_headers) {
-    if (iequals(name, "connection")) {
-      for (const auto& token : http::token_list{value}) {
-        connection_named.emplace_back(token);
-      }
-    }
+  if (head.decode) {
+    m_decoder.emplace(*head.decode);
   }
-  const bool head = m_req.method() == http::verb::head;
-  m_no_body = head || m_status == 204 || m_status == 304;
-  if (!m_no_body && !m_decoder) {
-    std::string content_encoding;
-    std::string transfer_encoding;
-    for (const auto& [name, value] : m_headers) {
-      if (iequals(name, "content-encoding")) {
-        content_encoding += (content_encoding.empty() ? "" : ",") + value;
-      } else if (iequals(name, "transfer-encoding")) {
-        transfer_encoding += (transfer_encoding.empty() ? "" : ",") + value;
-      }
-    }
-    // We asked for identity. A compressed body would hide the value from
-    // scrubbing: decode it, or refuse the response; never pass it on as is.
-    const Coding coding = body_coding(content_encoding, transfer_encoding);
-    if (coding == Coding::unsupported) {
-      m_refused = refusal(502, "upstream_encoding",
-                          "the upstream answered with a coding the proxy cannot decode to scrub (Content-Encoding: "
-                            + scrub(content_encoding, m_grant->scrub_needles()) + ", Transfer-Encoding: "
-                            + scrub(transfer_encoding, m_grant->scrub_needles()) + ")",
-                          "the upstream ignores Accept-Encoding: identity; point base_url at an endpoint that honours "
-                          "it, or one that sends gzip or deflate");
-      m_head_sent = false;
-      return false;
-    }
-    if (coding != Coding::identity) {
-      m_decoder.emplace(coding);
-    }
-  }
-  for (const auto& [name, value] : m_headers) {
-    bool drop = is_hop_by_hop(name) || (m_decoder && iequals(name, "content-encoding"));
-    for (const auto& n : connection_named) {
-      drop = drop || iequals(name, n);
-    }
-    if (head && iequals(name, "content-length")) {
-      drop = false; // a HEAD answer keeps the length of the GET it describes
-    }
-    if (!drop) {
-      res.insert(scrub(name, m_grant->scrub_needles()), scrub(value, m_grant->scrub_needles()));
-    }
-  }
-  m_keep_alive = m_req.keep_alive();
-  if (!m_no_body) {
-    if (m_req.version() >= 11) {
-      res.chunked(true);
-      m_chunked = true;
-    } else {
-      m_keep_alive = false; // HTTP/1.0: the body ends when the connection does
-    }
-  }
-  res.keep_alive(m_keep_alive);
-  http::response_serializer<http::empty_body> sr{res};
-  sr.split(true);
-  beast::error_code ec;
-  while (!ec && !sr.is_header_done()) {
-    sr.next(ec, [&](beast::error_code&, const auto& buffers) {
-      for (const auto b : beast::buffers_range_ref(buffers)) {
-        m_pending.append(static_cast<const char*>(b.data()), b.size());
-      }
-      sr.consume(beast::buffer_bytes(buffers));
-    });
-  }
-  return !ec;
+  m_no_body = head.no_body;
+  m_chunked = head.chunked;
+  m_keep_alive = head.keep_alive;
+  m_pending.append(head.bytes);
+  return head.serialized;
 }
 
 bool Transfer::flush()

@@ -6,13 +6,12 @@
 #include "util/duration.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
+#include "util/spawn.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <spawn.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,7 +19,6 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
-#include <cstring>
 #include <optional>
 #include <vector>
 
@@ -39,64 +37,6 @@ constexpr std::size_t k_io_chunk = 64 * 1024;
 // How long the reaper may take to kill and reap everything once told to:
 // its own limit, plus room to start up on a loaded machine.
 constexpr milliseconds k_reaper_exit_limit = k_reaper_kill_limit + std::chrono::seconds{5};
-
-Clock::time_point saturating_add(Clock::time_point t, milliseconds d)
-{
-  if (d <= milliseconds::zero()) {
-    return t;
-  }
-  // Compare in milliseconds: converting a huge `d` to the clock's
-  // nanoseconds would overflow.
-  const auto room = std::chrono::duration_cast<milliseconds>(Clock::time_point::max() - t);
-  if (d >= room) {
-    return Clock::time_point::max();
-  }
-  return t + d;
-}
-
-// Moves fd above the reaper's fixed descriptors (0-4). posix_spawn's dup2
-// actions onto them run in order, so a pipe end sitting at 0..4 (a daemon
-// started with closed stdio, or a test with few fds open) could be
-// overwritten before it is duplicated; and dup2(fd, fd) would not clear
-// O_CLOEXEC.
-util::UniqueFd above_reaper_fds(int fd)
-{
-  util::UniqueFd owned(fd);
-  if (fd > k_reaper_control_fd) {
-    return owned;
-  }
-  const int moved = ::fcntl(fd, F_DUPFD_CLOEXEC, k_reaper_control_fd + 1);
-  if (moved < 0) {
-    util::throw_errno("failed to move a pipe above the reaper's descriptors");
-  }
-  return util::UniqueFd(moved);
-}
-
-struct Pipe
-{
-  util::UniqueFd read_end;
-  util::UniqueFd write_end;
-};
-
-Pipe make_pipe()
-{
-  int fds[2];
-  if (::pipe2(fds, O_CLOEXEC) != 0) {
-    util::throw_errno("failed to create a pipe");
-  }
-  Pipe p;
-  p.read_end = above_reaper_fds(fds[0]);
-  p.write_end = above_reaper_fds(fds[1]);
-  return p;
-}
-
-void set_nonblocking(int fd)
-{
-  const int flags = ::fcntl(fd, F_GETFL);
-  if (flags < 0 || ::fcntl(fd, F_SETFL, flags | O_NONBLOCK) != 0) {
-    util::throw_errno("failed to make a pipe non-blocking");
-  }
-}
 
 // The daemon's environment with SECRET_NAME replaced.
 std::vector<std::string> hook_environment(const std::string& secret_name)
@@ -149,62 +89,6 @@ private:
   sigset_t m_pipe;
   sigset_t m_old;
   bool m_was_pending = false;
-};
-
-// The spawned reaper. Closing `control` tells it to kill everything and
-// exit; the destructor does that and reaps it, so an exception never leaves a
-// running hook or a zombie behind.
-class ReaperProcess
-{
-public:
-  ReaperProcess(pid_t pid, util::UniqueFd control) : m_pid(pid), m_control(std::move(control)) {}
-  ~ReaperProcess()
-  {
-    if (!m_reaped) {
-      end_hook();
-      reap(); // bounded by the reaper's own kill limit
-    }
-  }
-  ReaperProcess(const ReaperProcess&) = delete;
-  ReaperProcess& operator=(const ReaperProcess&) = delete;
-
-  // Only called while the reaper is unreaped: its pid cannot be anyone else's.
-  void terminate_hook() const { ::kill(m_pid, SIGTERM); }
-  void kill_reaper() const { ::kill(m_pid, SIGKILL); }
-  void end_hook() { m_control.reset(); }
-
-  void reap()
-  {
-    int status = 0;
-    while (::waitpid(m_pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    m_reaped = true;
-  }
-
-private:
-  pid_t m_pid;
-  util::UniqueFd m_control;
-  bool m_reaped = false;
-};
-
-// posix_spawn's two attribute objects, destroyed on every path.
-struct SpawnAttributes
-{
-  SpawnAttributes()
-  {
-    posix_spawnattr_init(&attr);
-    posix_spawn_file_actions_init(&actions);
-  }
-  ~SpawnAttributes()
-  {
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-  }
-  SpawnAttributes(const SpawnAttributes&) = delete;
-  SpawnAttributes& operator=(const SpawnAttributes&) = delete;
-
-  posix_spawnattr_t attr;
-  posix_spawn_file_actions_t actions;
 };
 
 std::string describe_wait_status(int exit_code, int signo)
@@ -311,72 +195,47 @@ HookResult run_hook(const std::string& command,
   std::string why_not;
   const std::optional<HookCgroup> cgroup =
     containment == Containment::automatic ? HookCgroup::create(why_not) : std::nullopt;
-  Pipe in;
-  Pipe out;
-  Pipe err;
-  Pipe status;
-  std::optional<ReaperProcess> reaper;
-  {
-    std::vector<std::string> env;
-    std::vector<char*> envp;
-    std::string exe = "/proc/self/exe";
-    std::string arg0(k_reaper_argv0);
-    std::string cgroup_dir = cgroup ? cgroup->path() : std::string();
-    std::string cmd = command;
-    char* argv[] = {arg0.data(), cgroup_dir.data(), cmd.data(), nullptr};
-    SpawnAttributes spawn;
-    Pipe control;
-    pid_t pid = -1;
-    try {
-      in = make_pipe();
-      out = make_pipe();
-      err = make_pipe();
-      status = make_pipe();
-      control = make_pipe();
-      set_nonblocking(in.write_end.get());
-      set_nonblocking(out.read_end.get());
-      set_nonblocking(err.read_end.get());
-      set_nonblocking(status.read_end.get());
-      env = hook_environment(secret_name);
-      for (auto& e : env) {
-        envp.push_back(e.data());
-      }
-      envp.push_back(nullptr);
-
-      sigset_t all;
-      sigset_t none;
-      sigfillset(&all);
-      sigemptyset(&none);
-      int rc = posix_spawnattr_setflags(
-        &spawn.attr,
-        static_cast<short>(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF));
-      rc = rc != 0 ? rc : posix_spawnattr_setpgroup(&spawn.attr, 0);
-      rc = rc != 0 ? rc : posix_spawnattr_setsigmask(&spawn.attr, &none);
-      rc = rc != 0 ? rc : posix_spawnattr_setsigdefault(&spawn.attr, &all);
-      rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&spawn.actions, in.read_end.get(), 0);
-      rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&spawn.actions, out.write_end.get(), 1);
-      rc = rc != 0 ? rc : posix_spawn_file_actions_adddup2(&spawn.actions, err.write_end.get(), 2);
-      rc = rc != 0 ? rc
-                   : posix_spawn_file_actions_adddup2(&spawn.actions, status.write_end.get(), k_reaper_status_fd);
-      rc = rc != 0 ? rc
-                   : posix_spawn_file_actions_adddup2(&spawn.actions, control.read_end.get(), k_reaper_control_fd);
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 34))
-      // Defence in depth for daemon fds opened without O_CLOEXEC.
-      rc = rc != 0 ? rc : posix_spawn_file_actions_addclosefrom_np(&spawn.actions, k_reaper_control_fd + 1);
-#endif
-      if (rc != 0) {
-        util::throw_errno("failed to prepare posix_spawn", rc);
-      }
-      rc = ::posix_spawn(&pid, exe.c_str(), &spawn.actions, &spawn.attr, argv, envp.data());
-      if (rc != 0) {
-        util::throw_errno("failed to spawn the hook's reaper " + exe, rc);
-      }
-    } catch (const util::Error& e) {
-      result.status = HookResult::Status::spawn_failed;
-      result.error = e.what();
-      return finish();
-    }
-    reaper.emplace(pid, std::move(control.write_end));
+  util::Pipe in;
+  util::Pipe out;
+  util::Pipe err;
+  util::Pipe status;
+  std::optional<util::Child> reaper;
+  try {
+    // util::spawn keeps the dup2s onto 0-4 from overwriting a pipe end
+    // sitting there (a daemon started with closed stdio).
+    in = util::make_pipe();
+    out = util::make_pipe();
+    err = util::make_pipe();
+    status = util::make_pipe();
+    util::Pipe control = util::make_pipe();
+    util::set_nonblocking(in.write_end.get());
+    util::set_nonblocking(out.read_end.get());
+    util::set_nonblocking(err.read_end.get());
+    util::set_nonblocking(status.read_end.get());
+    const std::vector<std::string> env = hook_environment(secret_name);
+    util::SpawnSpec spec;
+    spec.program = "/proc/self/exe";
+    spec.argv = {std::string(k_reaper_argv0), cgroup ? cgroup->path() : std::string(), command};
+    spec.env = &env;
+    spec.fds = {{0, in.read_end.get()},
+                {1, out.write_end.get()},
+                {2, err.write_end.get()},
+                {k_reaper_status_fd, status.write_end.get()},
+                {k_reaper_control_fd, control.read_end.get()}};
+    // Defence in depth for daemon fds opened without O_CLOEXEC.
+    spec.close_from = k_reaper_control_fd + 1;
+    spec.kill_grace = kill_grace;
+    reaper.emplace(util::spawn(spec));
+    // The reaper kills the hook and everything it started at EOF on its
+    // control pipe, then exits: that is the kill, not a SIGKILL to it.
+    reaper->kill_by_closing(std::move(control.write_end));
+    // The timeout's SIGTERM goes to the reaper, which passes it to every
+    // descendant; its group may still hold the leader before setpgid.
+    reaper->terminate_child_only();
+  } catch (const util::Error& e) {
+    result.status = HookResult::Status::spawn_failed;
+    result.error = e.what();
+    return finish();
   }
   // Our copies of the reaper's ends: closing them is what lets EOF arrive.
   in.read_end.reset();
@@ -397,23 +256,18 @@ HookResult run_hook(const std::string& command,
   bool overflow = false;
   bool timed_out = false;
   bool exited = false;
-  bool term_sent = false;
-  bool kill_sent = false;
-  const auto deadline = saturating_add(start, timeout);
-  Clock::time_point kill_at{};
+  const auto deadline = util::saturating_add(start, timeout);
   Clock::time_point drain_until{};
 
   auto start_termination = [&](Clock::time_point now) {
-    if (!term_sent && !exited) {
-      reaper->terminate_hook();
-      term_sent = true;
-      kill_at = saturating_add(now, kill_grace);
+    if (!exited) {
+      reaper->terminate(now);
     }
   };
   auto note_exit = [&](Clock::time_point now) {
     if (!exited) {
       exited = true;
-      drain_until = saturating_add(now, k_drain_window);
+      drain_until = util::saturating_add(now, k_drain_window);
       in.write_end.reset();
     }
   };
@@ -439,14 +293,11 @@ HookResult run_hook(const std::string& command,
   for (;;) {
     auto now = Clock::now();
     if (!exited) {
-      if (!term_sent && now >= deadline) {
+      if (!reaper->terminating() && now >= deadline) {
         timed_out = true;
         start_termination(now);
       }
-      if (term_sent && !kill_sent && now >= kill_at) {
-        reaper->end_hook();
-        kill_sent = true;
-      }
+      reaper->kill_if_due(now);
     } else if ((!out.read_end && !err.read_end) || now >= drain_until) {
       break;
     }
@@ -454,10 +305,10 @@ HookResult run_hook(const std::string& command,
     auto next = Clock::time_point::max();
     if (exited) {
       next = drain_until;
-    } else if (!term_sent) {
+    } else if (!reaper->terminating()) {
       next = deadline;
-    } else if (!kill_sent) {
-      next = kill_at;
+    } else if (const auto kill_at = reaper->kill_at()) {
+      next = *kill_at;
     }
     int wait_ms = -1;
     if (next != Clock::time_point::max()) {
@@ -541,7 +392,7 @@ HookResult run_hook(const std::string& command,
 
   // Whatever the hook left behind is killed now; the reaper exits once it
   // has reaped it all, and its last reports (exited, survivors) come first.
-  reaper->end_hook();
+  reaper->kill();
   out.read_end.reset();
   err.read_end.reset();
   const auto give_up = Clock::now() + k_reaper_exit_limit;
@@ -550,7 +401,7 @@ HookResult run_hook(const std::string& command,
     pollfd fd{status.read_end.get(), POLLIN, 0};
     const int ready = left > 0 ? ::poll(&fd, 1, static_cast<int>(left)) : 0;
     if (ready == 0) {
-      reaper->kill_reaper(); // wedged: its descendants go to init, the cgroup keeps them
+      reaper->signal(SIGKILL); // wedged: its descendants go to init, the cgroup keeps them
       break;
     }
     if (ready > 0) {
@@ -559,7 +410,7 @@ HookResult run_hook(const std::string& command,
       break;
     }
   }
-  reaper->reap();
+  reaper->wait();
   reaper.reset();
 
   result.containment = report.joined ? "cgroup" : "reaper";

@@ -6,7 +6,8 @@
 //
 // Contract
 // - run_hook runs `/bin/sh -c command` under a reaper (rotation/reaper.hpp):
-//   it posix_spawns /proc/self/exe with argv[0] k_reaper_argv0, so the
+//   it starts /proc/self/exe with argv[0] k_reaper_argv0 through util::spawn
+//   (util/spawn.hpp: a new process group, fds 0-4 and nothing else), so the
 //   binary's main() must call run_reaper_if_invoked first (cmd/main.cpp and
 //   the unit tests' main do). Environment: the daemon's own plus
 //   SECRET_NAME=<secret_name>. Nothing secret goes into argv or the

@@ -189,7 +189,7 @@ void AtomicFile::write(std::string_view data)
   write_all(m_fd.get(), data, m_tmp_path);
 }
 
-void AtomicFile::commit()
+void AtomicFile::sync_and_close()
 {
   if (::fsync(m_fd.get()) != 0) {
     throw_errno("failed to sync " + m_tmp_path);
@@ -197,6 +197,25 @@ void AtomicFile::commit()
   if (::close(m_fd.release()) != 0) {
     throw_errno("failed to close " + m_tmp_path);
   }
+}
+
+void AtomicFile::commit_new()
+{
+  sync_and_close();
+  if (::link(m_tmp_path.c_str(), m_path.c_str()) != 0) {
+    if (errno == EEXIST) {
+      throw Error(Errc::already_exists, m_path + " already exists");
+    }
+    throw_errno("failed to create " + m_path);
+  }
+  ::unlink(m_tmp_path.c_str());
+  m_committed = true;
+  fsync_dir(dirname_of(m_path));
+}
+
+void AtomicFile::commit()
+{
+  sync_and_close();
   if (::rename(m_tmp_path.c_str(), m_path.c_str()) != 0) {
     throw_errno("failed to rename " + m_tmp_path + " to " + m_path);
   }

@@ -61,8 +61,14 @@ public:
 
   void write(std::string_view data);
   void commit();
+  // As commit(), but never replaces an existing file: link(), not rename().
+  // Throws Error(Errc::already_exists) if `path` exists, even one created
+  // since the caller looked (the temp file is then removed).
+  void commit_new();
 
 private:
+  void sync_and_close();
+
   std::string m_path;
   std::string m_tmp_path;
   UniqueFd m_fd;

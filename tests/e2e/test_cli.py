@@ -3,6 +3,7 @@ paths, exit codes and JSON envelopes (DESIGN.md section 7)."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -39,6 +40,50 @@ class TopLevel(E2ETestCase):
         self.assertIn("--json", usages)
         self.assertIn("--all", usages)
         self.assertIn("--verify", usages)
+
+    def test_command_tree_lists_every_command_and_option_that_help_shows(self):
+        # The tree must not drift from the parser: a hand-kept list lacked
+        # add --proxy-only, exec --renew and exec --on-leak. Each leaf command
+        # that --help names, and each of its options, is in the tree.
+        home = self.new_home(init=False, serve=False)
+        usages = {}
+        for c in self.assert_ok(home.run(), "secrets")["commands"]:
+            path = []
+            for w in c["usage"].split(" ")[1:]:
+                if not re.fullmatch(r"[a-z][a-z0-9-]*", w):
+                    break  # the command's words end at its first argument or option
+                path.append(w)
+            usages[" ".join(path)] = c["usage"]
+
+        def sections(text):
+            out, current = {}, None
+            for line in text.splitlines():
+                if line and not line.startswith(" ") and line.endswith(":"):
+                    current = line[:-1]
+                    out[current] = []
+                elif current and line.startswith("  ") and line.strip():
+                    out[current].append(line.strip().split()[0].rstrip(","))
+            return out
+
+        def walk(path):
+            r = home.run(*path, "--help")
+            self.assertEqual(r.rc, 0, r)
+            found = sections(r.out.decode())
+            if found.get("Subcommands"):
+                for sub in found["Subcommands"]:
+                    walk(path + [sub])
+                return
+            name = " ".join(path)
+            self.assertIn(name, usages, "secrets %s is missing from the command tree" % name)
+            for entry in found.get("Options", []):
+                for flag in entry.split(","):
+                    if flag.startswith("--") and flag != "--help":
+                        self.assertIn("[" + flag, usages[name], "secrets %s: %s is missing" % (name, flag))
+
+        walk([])
+        self.assertIn("--proxy-only", usages["add"])
+        self.assertIn("--renew", usages["exec"])
+        self.assertIn("--on-leak", usages["exec"])
 
     def test_bare_secrets_needs_no_daemon_and_no_store(self):
         home = self.new_home(init=False, serve=False)

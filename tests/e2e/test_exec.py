@@ -192,35 +192,97 @@ class Exec(E2ETestCase):
                         p.wait()
                 self.assertEqual(wait_until(lambda: self.active_leases() == 0, timeout=3), True)
 
-    def test_child_ignoring_sigterm_is_killed_5s_later(self):
-        # The ignored SIGTERM is inherited by sleep too: only SIGKILL ends the group.
-        p = self.popen("--secret", "tok=TOKEN", "--", "sh", "-c", 'trap "" TERM; echo ready; sleep 60')
+    def test_child_ignoring_sigterm_is_killed_after_the_grace(self):
+        # SIGTERM first: the trap reports it and the child carries on; only the
+        # SIGKILL --kill-grace later ends the group. The grace is short so the
+        # test does not wait the default 5 s.
+        p = self.popen("--kill-grace", "1s", "--secret", "tok=TOKEN", "--", "sh", "-c",
+                       'trap "echo term" TERM; echo ready; while :; do sleep 60 & wait; done')
         try:
             self.assertEqual(p.stdout.readline(), b"ready\n")
             lease_id = self.wait_for_lease()
-            start = time.monotonic()
             self.home.run_json("revoke", lease_id)
-            rc = p.wait(timeout=15)
-            waited = time.monotonic() - start
-            err = p.stderr.read()
-            self.assertEqual(rc, DENIED, err)
-            self.assertGreaterEqual(waited, 4.5, "SIGKILL came before the 5 s grace period")
+            out, err = p.communicate(timeout=15)
+            self.assertEqual(p.returncode, DENIED, err)
+            self.assertIn(b"term\n", out)  # SIGTERM came first and was survived
             self.assertIn(("lease %s for tok ended (revoked)" % lease_id).encode(), err)
         finally:
             if p.poll() is None:
                 p.kill()
                 p.wait()
 
+    def test_invalid_kill_grace_is_a_usage_error(self):
+        r = self.exec("--kill-grace", "soon", "--secret", "tok=TOKEN", "--", "true")
+        self.assertEqual(r.rc, 2, r)
+        self.assertIn(b"--kill-grace", r.err)
+
+
+class ExecClosedStdio(E2ETestCase):
+    """exec started with some of fds 0-2 closed (a daemon, cron, `cmd <&- 2>&-`):
+    the pipes and sockets it opens must not land there, or the child's output
+    is written into exec's own signal pipe (read back as signals to forward)
+    or into its connection to the daemon."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.home = harness.Home()
+        cls.home.serve()
+        cls.home.add("tok", VALUE)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.home.cleanup()
+
+    def exec_closed(self, redirections, script):
+        # The shell closes the descriptors, then becomes `secrets exec`.
+        argv = ["sh", "-c", 'exec "$@" ' + redirections, "sh", BIN, "exec", "--secret", "tok=TOKEN", "--",
+                "sh", "-c", script]
+        p = subprocess.run(argv, env=self.home.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=30)
+        return p.returncode, p.stdout, p.stderr
+
+    def test_closed_stdin_and_stderr_keep_the_childs_stdout(self):
+        # The pause lets exec handle the stderr line before the child goes on.
+        rc, out, err = self.exec_closed("0<&- 2>&-", 'echo err >&2; sleep 0.5; printf "out:%s\\n" "$TOKEN"')
+        self.assertEqual(rc, 0, (out, err))
+        self.assertEqual(out, b"out:" + MARKER + b"\n")
+
+    def test_closed_stdout_and_stderr_leave_the_child_running(self):
+        marker = os.path.join(self.home.logs, "closed-out-err")
+        rc, out, err = self.exec_closed("1>&- 2>&-", 'echo err >&2; echo out; sleep 0.5; echo done > "%s"' % marker)
+        self.assertEqual(rc, 0)
+        with open(marker, "rb") as f:
+            self.assertEqual(f.read(), b"done\n")
+
+    def test_all_stdio_closed_the_child_gets_dev_null(self):
+        # Where exec's own stdio was closed the child finds /dev/null (as a
+        # setuid program would), never a pipe or socket of exec's.
+        marker = os.path.join(self.home.logs, "closed-all")
+        probe = ("import os, sys\n"
+                 "fds = ['/proc/self/fd/' + str(i) for i in range(3)]\n"
+                 "t = [os.readlink(f) if os.path.exists(f) else 'closed' for f in fds]\n"
+                 "open(sys.argv[1], 'w').write(' '.join(t))\n")
+        argv = ["sh", "-c", 'exec "$@" 0<&- 1>&- 2>&-', "sh", BIN, "exec", "--secret", "tok=TOKEN", "--",
+                sys.executable, "-c", probe, marker]
+        p = subprocess.run(argv, env=self.home.env, stdin=subprocess.DEVNULL, timeout=30)
+        self.assertEqual(p.returncode, 0)
+        with open(marker) as f:
+            stdin, stdout, stderr = f.read().split(" ")
+        self.assertEqual(stdin, "/dev/null")
+        # stdout and stderr: the masking pipes, which exec writes to its /dev/null.
+        self.assertTrue(stdout.startswith("pipe:") and stderr.startswith("pipe:"), (stdout, stderr))
+
 
 class ExecDaemonGone(E2ETestCase):
     def test_lost_watch_connection_stops_the_child(self):
         home = self.new_home()
         home.add("tok", VALUE)
-        p = subprocess.Popen([BIN, "exec", "--secret", "tok=TOKEN", "--", "sh", "-c", "echo ready; exec sleep 60"], env=home.env,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = subprocess.Popen([BIN, "exec", "--secret", "tok=TOKEN", "--", "sh", "-c", "echo ready; exec sleep 60"],
+                             env=home.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            # exec spawns the child only once its watch connection is answered:
-            # a line from the child means the watch is up (the lease alone does not).
+            # exec starts the child once its watch is registered: stopping the
+            # daemon before that would fail exec itself, not stop the child.
             self.assertEqual(p.stdout.readline(), b"ready\n")
             home.stop()
             rc = p.wait(timeout=8)
@@ -235,12 +297,10 @@ class ExecDaemonGone(E2ETestCase):
     def test_killswitch_stops_the_child_as_denied(self):
         home = self.new_home()
         home.add("tok", VALUE)
-        p = subprocess.Popen([BIN, "exec", "--secret", "tok=TOKEN", "--", "sh", "-c", "echo ready; exec sleep 60"], env=home.env,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        p = subprocess.Popen([BIN, "exec", "--secret", "tok=TOKEN", "--", "sh", "-c", "echo ready; exec sleep 60"],
+                             env=home.env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            # exec spawns the child only once its watch connection is answered:
-            # a line from the child means the watch is up (the lease alone does not).
-            self.assertEqual(p.stdout.readline(), b"ready\n")
+            self.assertEqual(p.stdout.readline(), b"ready\n")  # leased and watched
             home.run_json("revoke", "--all")
             rc = p.wait(timeout=6)
             err = p.stderr.read()
