@@ -17,7 +17,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <string.h> // strnlen
-#include <sodium.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -236,9 +235,6 @@ void snapshot_loop(asio::steady_timer& timer, State& state)
 void serve(const util::Paths& home_paths, const ServeOptions& options)
 {
   harden_process();
-  if (sodium_init() < 0) {
-    throw util::Error(util::Errc::internal, "libsodium failed to initialize");
-  }
   if (::access(home_paths.home.c_str(), F_OK) != 0) {
     throw util::Error(util::Errc::io, "no store at " + home_paths.home, "secrets init");
   }

@@ -5,11 +5,11 @@
 #include "daemon/snapshot.hpp"
 #include "rotation/runner.hpp"
 #include "rpc/env_file.hpp"
+#include "store/age/primitives.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
 #include "util/time.hpp"
 
-#include <sodium.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -29,7 +29,7 @@ namespace {
 std::string make_uuid()
 {
   unsigned char b[16];
-  randombytes_buf(b, sizeof(b));
+  store::age::primitives::random_bytes(b);
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
   char out[37];

@@ -5,7 +5,6 @@
 #include "proxy/fd_stream.hpp"
 #include "proxy/rewrite.hpp"
 #include "proxy/scrub.hpp"
-#include "store/age/primitives.hpp"
 #include "util/encoding.hpp"
 #include "util/file.hpp"
 
@@ -175,11 +174,9 @@ curl_slist* Transfer::upstream_headers() const
     case Injection::Kind::bearer:
       add("Authorization: Bearer " + std::string(secret));
       break;
-    case Injection::Kind::basic: {
-      const auto* p = reinterpret_cast<const uint8_t*>(secret.data());
-      add("Authorization: Basic " + store::age::primitives::base64_encode_padded({p, secret.size()}));
+    case Injection::Kind::basic:
+      add("Authorization: Basic " + util::base64_encode(secret, false, true));
       break;
-    }
     case Injection::Kind::header:
       add(m_injection.name + ": " + std::string(secret));
       break;
