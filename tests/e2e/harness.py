@@ -1,7 +1,7 @@
 """Shared helpers for the end-to-end tests of `secrets` (stdlib only).
 
-Every test drives the real binary (env SECRETS_BIN, default
-/work/main/build/secrets) in a throw-away AGENT_SECRETS_HOME:
+Every test drives the real binary (env SECRETS_BIN, default build/secrets of
+this checkout, where `make build` puts it) in a throw-away AGENT_SECRETS_HOME:
 
     home = Home()                 # mkdtemp, chmod 0700, `secrets init`
     home.serve()                  # `secrets serve` in the background, waits for the socket
@@ -31,8 +31,9 @@ import tempfile
 import time
 import unittest
 
-BIN = os.environ.get("SECRETS_BIN", "/work/main/build/secrets")
-SHARED_DIR = os.environ.get("SHARED_DIR", os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "shared"))
+REPO = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+BIN = os.environ.get("SECRETS_BIN", os.path.join(REPO, "build", "secrets"))
+SHARED_DIR = os.environ.get("SHARED_DIR", os.path.normpath(os.path.join(REPO, "..", "shared")))
 
 SOCKET_NAME = "agent-secrets.sock"
 READY_TIMEOUT = 10.0
