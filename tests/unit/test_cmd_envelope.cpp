@@ -53,18 +53,3 @@ TEST_CASE("failures map to the exit codes of DESIGN.md section 7")
   CHECK(down.code == "daemon_not_running");
   CHECK(down.fix == "secrets serve &");
 }
-
-TEST_CASE("json-rpc replies carry the error code, its name and the fix")
-{
-  const json r = rpc::make_error(7, rpc::code::lease_ended, "lease x already ended (expired)", "secrets lease y");
-  CHECK(r["jsonrpc"] == "2.0");
-  CHECK(r["id"] == 7);
-  CHECK(r["error"]["code"] == -32002);
-  CHECK(r["error"]["data"]["code"] == "lease_ended");
-  CHECK(r["error"]["data"]["fix"] == "secrets lease y");
-  CHECK(rpc::code_for(util::Errc::already_exists) == -32010);
-  CHECK(rpc::code_for(util::Errc::io) == -32603);
-  const json ok = rpc::make_result(nullptr, {{"a", 1}});
-  CHECK(ok["id"].is_null());
-  CHECK(ok["result"]["a"] == 1);
-}
