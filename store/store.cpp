@@ -408,7 +408,7 @@ void Store::remove(const std::string& name)
 {
   auto node = m_secrets.extract(name);
   if (node.empty()) {
-    throw Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+    throw Error(Errc::not_found, "secret " + name + " not found", "secrets list");
   }
   ++m_generation;
   try {
@@ -423,7 +423,7 @@ void Store::mark_rotated(const std::string& name, std::optional<age::SecretBuffe
 {
   const auto it = m_secrets.find(name);
   if (it == m_secrets.end()) {
-    throw Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+    throw Error(Errc::not_found, "secret " + name + " not found", "secrets list");
   }
   const auto now = m_clock.now();
   update(it, [&](Secret& s) {
@@ -440,7 +440,7 @@ util::TimePoint Store::rollback(const std::string& name, size_t number)
 {
   const auto it = m_secrets.find(name);
   if (it == m_secrets.end()) {
-    throw Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+    throw Error(Errc::not_found, "secret " + name + " not found", "secrets list");
   }
   const size_t kept = it->second.versions.size();
   if (kept == 0) {

@@ -281,8 +281,8 @@ TEST_CASE("snapshot: replay applies our lines after the snapshot's seq, in order
   CHECK(a->bind_start == 12);
   CHECK(h.table.find("go") == nullptr);
   // An id ended by a replayed line reads as ended, not unknown.
-  CHECK(thrown([&] { h.table.revoke("b"); }).code() == util::Errc::lease_ended);
-  CHECK(thrown([&] { h.table.revoke("old"); }).code() == util::Errc::lease_ended);
+  CHECK(thrown([&] { h.table.revoke("b"); }).code() == lease::errc::ended);
+  CHECK(thrown([&] { h.table.revoke("old"); }).code() == lease::errc::ended);
   CHECK(h.files == server::RegisteredFiles{{"/tmp/a.env", {"a", "c"}}});
   CHECK(h.last_leased.count("api") == 1);
   CHECK(h.last_leased.count("db") == 0); // the secret was deleted

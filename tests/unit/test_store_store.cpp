@@ -165,7 +165,7 @@ TEST_CASE("store versions: rollback restores a version and keeps the value it re
 TEST_CASE("store versions: rollback refuses an unknown secret, a secret without versions and a missing number")
 {
   Fixture f;
-  CHECK(thrown([&] { f.store->rollback("nope", 1); }).code() == Errc::secret_not_found);
+  CHECK(thrown([&] { f.store->rollback("nope", 1); }).code() == Errc::not_found);
   f.put("tok", "a", false);
   const auto none = thrown([&] { f.store->rollback("tok", 1); });
   CHECK(none.code() == Errc::invalid_params);
