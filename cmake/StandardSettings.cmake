@@ -23,6 +23,11 @@ if(WARNINGS_AS_ERRORS)
 endif()
 
 # project_library(NAME SOURCES... ) : a static library for one folder.
+# Its include directory is the whole source root, as headers are named
+# "folder/file.hpp" from there: so any folder can include any other's headers,
+# and a header-only edge would link fine. The layers are therefore checked on
+# the #include lines against ARCHITECTURE.md's table (tests/layers, in
+# make test), not by the compiler or the link order.
 function(project_library name)
   add_library(${name} STATIC ${ARGN})
   target_include_directories(${name} PUBLIC ${PROJECT_SOURCE_DIR})

@@ -97,7 +97,7 @@ Outcome remove(const HookOptions& o)
   const auto paths = util::default_paths();
   const auto removed = config::remove_hook(paths, o.name);
   if (!removed) {
-    throw util::Error(util::Errc::secret_not_found, "no hook is allowed for " + o.name, "secrets hook list");
+    throw util::Error(util::Errc::not_found, "no hook is allowed for " + o.name, "secrets hook list");
   }
   return {success_envelope("secrets hook remove",
                            {{"success", true},

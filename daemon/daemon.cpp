@@ -17,7 +17,6 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <string.h> // strnlen
-#include <sodium.h>
 #include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -72,7 +71,7 @@ util::UniqueFd lock_pid_file(const util::Paths& paths)
     while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) {
       pid.pop_back();
     }
-    throw util::Error(util::Errc::store_locked,
+    throw util::Error(server::errc::store_locked,
                       "a daemon is already running" + (pid.empty() ? std::string() : " (pid " + pid + ")"),
                       "secrets status");
   }
@@ -123,7 +122,7 @@ asio::local::stream_protocol::acceptor bind_socket(asio::io_context& io, const s
     boost::system::error_code ec;
     probe.connect(stream_protocol::endpoint(path), ec);
     if (!ec) {
-      throw util::Error(util::Errc::store_locked, "another daemon is listening on " + path, "secrets status");
+      throw util::Error(server::errc::store_locked, "another daemon is listening on " + path, "secrets status");
     }
     unlink_socket_file(path); // stale: its daemon is gone
   }
@@ -236,9 +235,6 @@ void snapshot_loop(asio::steady_timer& timer, State& state)
 void serve(const util::Paths& home_paths, const ServeOptions& options)
 {
   harden_process();
-  if (sodium_init() < 0) {
-    throw util::Error(util::Errc::internal, "libsodium failed to initialize");
-  }
   if (::access(home_paths.home.c_str(), F_OK) != 0) {
     throw util::Error(util::Errc::io, "no store at " + home_paths.home, "secrets init");
   }

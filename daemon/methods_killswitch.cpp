@@ -45,7 +45,7 @@ void rotate(State& s, const Request& r, const RotateParams& p, Responder respond
     const uint64_t seq = o.audit_seq;
     respond([o = std::move(o)]() -> json {
       if (!o.success) {
-        if (o.code == util::Errc::secret_not_found || o.code == util::Errc::invalid_params) {
+        if (o.code == util::Errc::not_found || o.code == util::Errc::invalid_params) {
           throw util::Error(o.code, o.error, "secrets list");
         }
         // The hook's stderr ends the message; its last line break does not.

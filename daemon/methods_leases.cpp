@@ -90,7 +90,7 @@ json acquire(State& s, const Request& r, const LeaseParams& p)
     if (!store::is_valid_name(name)) {
       throw store::unknown_secret(name);
     }
-    throw util::Error(util::Errc::secret_not_found, "secret " + name + " not found",
+    throw util::Error(util::Errc::not_found, "secret " + name + " not found",
                       "secrets add " + name + "  # or: secrets list");
   }
   // A proxy-only secret's lease carries a placeholder in place of the value
@@ -273,7 +273,7 @@ json register_file(State& s, const Request& r, const RegisterFileParams& p)
   std::set<std::string> ids;
   for (const auto& id : p.lease_ids) {
     if (!s.leases().find(id)) {
-      throw util::Error(util::Errc::lease_ended, "lease " + id + " is not live", "secrets env --force");
+      throw util::Error(lease::errc::ended, "lease " + id + " is not live", "secrets env --force");
     }
     ids.insert(id);
   }

@@ -3,8 +3,9 @@
 // request using?".
 #include "audit/chain.hpp"
 #include "daemon/state.hpp"
+#include "store/age/primitives.hpp"
+#include "util/encoding.hpp"
 
-#include <sodium.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -78,10 +79,8 @@ json State::proxy_warnings() const
 std::string State::new_placeholder()
 {
   unsigned char b[16];
-  randombytes_buf(b, sizeof(b));
-  char hex[sizeof(b) * 2 + 1];
-  sodium_bin2hex(hex, sizeof(hex), b, sizeof(b));
-  return "as_" + std::string(hex);
+  store::age::primitives::random_bytes(b);
+  return "as_" + util::hex_encode({reinterpret_cast<const char*>(b), sizeof(b)}, false);
 }
 
 void State::index_placeholder(const lease::Lease& l, uid_t uid)

@@ -5,11 +5,11 @@
 #include "daemon/snapshot.hpp"
 #include "rotation/runner.hpp"
 #include "rpc/env_file.hpp"
+#include "store/age/primitives.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
 #include "util/time.hpp"
 
-#include <sodium.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -29,7 +29,7 @@ namespace {
 std::string make_uuid()
 {
   unsigned char b[16];
-  randombytes_buf(b, sizeof(b));
+  store::age::primitives::random_bytes(b);
   b[6] = static_cast<unsigned char>((b[6] & 0x0f) | 0x40);
   b[8] = static_cast<unsigned char>((b[8] & 0x3f) | 0x80);
   char out[37];
@@ -361,22 +361,22 @@ void State::join_workers()
 std::optional<util::Error> KillswitchState::refusal(const Method& method) const
 {
   if (m_wiped && (!method.allowed_while_tripped || method.reads_values || method.mutates_store)) {
-    return util::Error(util::Errc::killswitch_tripped,
+    return util::Error(server::errc::killswitch_tripped,
                        "the killswitch wiped the store; nothing can be leased or changed",
                        "restore identity.age and secrets.age from a backup, then restart: secrets serve &");
   }
   if (method.starts_killswitch && m_running) {
-    return util::Error(util::Errc::killswitch_tripped, "a killswitch is already running", "secrets status");
+    return util::Error(server::errc::killswitch_tripped, "a killswitch is already running", "secrets status");
   }
   if (method.allowed_while_tripped) {
     return std::nullopt;
   }
   if (m_running) {
-    return util::Error(util::Errc::killswitch_tripped,
+    return util::Error(server::errc::killswitch_tripped,
                        "the killswitch is running; new leases and renewals are refused", "secrets status");
   }
   if (!m_reason.empty()) {
-    return util::Error(util::Errc::killswitch_tripped, "killswitch tripped: " + m_reason, "secrets status --reset");
+    return util::Error(server::errc::killswitch_tripped, "killswitch tripped: " + m_reason, "secrets status --reset");
   }
   return std::nullopt;
 }

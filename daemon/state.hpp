@@ -5,6 +5,7 @@
 
 #include "audit/log.hpp"
 #include "config/hooks.hpp"
+#include "daemon/errors.hpp"
 #include "daemon/method.hpp"
 #include "daemon/peer.hpp"
 #include "daemon/snapshot.hpp"
@@ -52,7 +53,7 @@ struct RotationOutcome
   std::string command; // the rotate_via that ran or was refused
   std::string error;
   std::string fix; // set when the refusal has a better fix than adding a hook
-  util::Errc code = util::Errc::rotation_failed; // secret_not_found for a missing secret
+  util::Errc code = server::errc::rotation_failed; // secret_not_found for a missing secret
   util::TimePoint executed_at;
   uint64_t audit_seq = 0;
 };
@@ -66,7 +67,7 @@ struct RotationOutcome
 class KillswitchState
 {
 public:
-  // Why `method` is refused now (util::Errc::killswitch_tripped), or nothing.
+  // Why `method` is refused now (server::errc::killswitch_tripped), or nothing.
   std::optional<util::Error> refusal(const Method& method) const;
 
   // What status reports as killswitch_tripped: the heartbeat tripped, or a wipe.

@@ -205,7 +205,7 @@ const Lease& Table::renew(const std::string& id, util::Duration ttl, util::Durat
   Lease& lease = it->second;
   const auto now = m_clock.now();
   if (lease.expires_at <= now) {
-    throw Error(Errc::lease_ended, "lease " + id + " already ended (expired)", fix_for(lease.secret_name));
+    throw Error(errc::ended, "lease " + id + " already ended (expired)", fix_for(lease.secret_name));
   }
   if (ttl <= util::Duration::zero()) {
     throw Error(Errc::invalid_params, "invalid ttl " + util::format_duration(ttl) + " to renew lease " + id);
@@ -304,11 +304,11 @@ std::size_t Table::count_expiring_before(util::TimePoint t) const
 void Table::throw_missing(const std::string& id) const
 {
   if (const auto it = m_ended.find(id); it != m_ended.end()) {
-    throw Error(Errc::lease_ended,
+    throw Error(errc::ended,
                 "lease " + printable(id) + " already ended (" + to_string(it->second.reason) + ")",
                 fix_for(it->second.secret_name));
   }
-  throw Error(Errc::lease_not_found, "lease " + printable(id) + " not found", fix_for({}));
+  throw Error(errc::not_found, "lease " + printable(id) + " not found", fix_for({}));
 }
 
 void Table::insert(Lease lease)

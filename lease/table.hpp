@@ -16,8 +16,8 @@
 // - Errors are util::Error:
 //     invalid_params   bad TTL (resolve_ttl, acquire, renew), renew past the
 //                      lease's maximum lifetime, restore without an id
-//     lease_not_found  an id that is neither live nor recently ended
-//     lease_ended      an id among the last `ended_memory` ended ones; the
+//     errc::not_found  an id that is neither live nor recently ended
+//     errc::ended      an id among the last `ended_memory` ended ones; the
 //                      message names how it ended: "lease X already ended (expired)"
 //     internal         make_id returned an id that is already live
 //   A throwing call leaves the table unchanged.
@@ -34,6 +34,7 @@
 
 #include "util/clock.hpp"
 #include "util/duration.hpp"
+#include "util/error.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -49,6 +50,13 @@
 #include <vector>
 
 namespace lease {
+
+// The lease table's own failures (util/error.hpp), valued as their JSON-RPC
+// codes of DESIGN.md section 4.
+namespace errc {
+inline constexpr util::Errc not_found = util::layer_errc(-32001); // "lease_not_found"
+inline constexpr util::Errc ended = util::layer_errc(-32002);     // "lease_ended"
+} // namespace errc
 
 struct Lease
 {

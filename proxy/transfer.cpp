@@ -6,7 +6,6 @@
 #include "proxy/rewrite.hpp"
 #include "proxy/scrub.hpp"
 #include "proxy/transfer_head.hpp"
-#include "store/age/primitives.hpp"
 #include "util/encoding.hpp"
 #include "util/file.hpp"
 
@@ -176,11 +175,9 @@ curl_slist* Transfer::upstream_headers() const
     case Injection::Kind::bearer:
       add("Authorization: Bearer " + std::string(secret));
       break;
-    case Injection::Kind::basic: {
-      const auto* p = reinterpret_cast<const uint8_t*>(secret.data());
-      add("Authorization: Basic " + store::age::primitives::base64_encode_padded({p, secret.size()}));
+    case Injection::Kind::basic:
+      add("Authorization: Basic " + util::base64_encode(secret, false, true));
       break;
-    }
     case Injection::Kind::header:
       add(m_injection.name + ": " + std::string(secret));
       break;

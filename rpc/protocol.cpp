@@ -4,17 +4,15 @@ namespace rpc {
 
 int code_for(util::Errc errc)
 {
+  // A layer's own failure (lease::errc, server::errc) is valued as its code.
+  if (const int layer = util::layer_rpc_code(errc); layer != 0) {
+    return layer;
+  }
   switch (errc) {
   case util::Errc::invalid_params:
     return code::invalid_params;
-  case util::Errc::secret_not_found:
+  case util::Errc::not_found:
     return code::secret_not_found;
-  case util::Errc::lease_not_found:
-    return code::lease_not_found;
-  case util::Errc::lease_ended:
-    return code::lease_ended;
-  case util::Errc::rotation_failed:
-    return code::rotation_failed;
   case util::Errc::encryption:
     return code::encryption;
   case util::Errc::decryption:
@@ -23,13 +21,7 @@ int code_for(util::Errc errc)
     return code::unauthorized;
   case util::Errc::already_exists:
     return code::already_exists;
-  case util::Errc::killswitch_tripped:
-    return code::killswitch_tripped;
-  case util::Errc::store_locked:
-    return code::store_locked;
-  case util::Errc::io:
-  case util::Errc::daemon_down:
-  case util::Errc::internal:
+  default: // io, daemon_down, internal
     break;
   }
   return code::internal;

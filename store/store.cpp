@@ -7,7 +7,6 @@
 
 #include <nlohmann/json.hpp>
 
-#include <sodium.h>
 #include <string.h> // explicit_bzero
 #include <sys/stat.h>
 
@@ -160,11 +159,7 @@ AuditKey audit_key_from_json(const json& j, const std::string& path, const std::
   const std::string& hex = j["key"].get_ref<const std::string&>();
   AuditKey key;
   key.key = age::SecretBuffer(32);
-  size_t written = 0;
-  const char* end = nullptr;
-  if (hex.size() != 64
-      || sodium_hex2bin(key.key.data(), key.key.size(), hex.data(), hex.size(), nullptr, &written, &end) != 0
-      || written != 32 || end != hex.data() + hex.size()) {
+  if (!age::primitives::hex_decode(hex, {key.key.data(), key.key.size()})) {
     throw bad();
   }
   key.first_seq = j["first_seq"].get<uint64_t>();
@@ -371,7 +366,7 @@ util::Error unknown_secret(const std::string& name)
                    + ": names use letters, digits, '_', '-' and '.', at most 128",
                  "secrets list");
   }
-  return Error(Errc::secret_not_found, "secret " + name + " not found", "secrets list");
+  return Error(Errc::not_found, "secret " + name + " not found", "secrets list");
 }
 
 const SecretInfo& Store::add(const std::string& name, age::SecretBuffer value, std::optional<std::string> rotate_via,
@@ -538,10 +533,7 @@ void Store::persist() const
     doc["secrets"][name] = std::move(entry);
   }
   if (m_audit_key) {
-    std::string hex(2 * m_audit_key->key.size() + 1, '\0');
-    sodium_bin2hex(hex.data(), hex.size(), m_audit_key->key.data(), m_audit_key->key.size());
-    hex.pop_back(); // the terminating NUL
-    doc["audit_key"] = {{"key", std::move(hex)},
+    doc["audit_key"] = {{"key", age::primitives::hex_encode({m_audit_key->key.data(), m_audit_key->key.size()})},
                         {"first_seq", m_audit_key->first_seq},
                         {"earlier_key_lost", m_audit_key->earlier_key_lost},
                         {"created_at", util::format_rfc3339_nano(m_audit_key->created_at)}};

@@ -121,9 +121,9 @@ public:
   const SecretInfo& add(const std::string& name, age::SecretBuffer value, std::optional<std::string> rotate_via,
                         bool force, std::optional<ProxySpec> proxy = std::nullopt);
   // Records (or, with "", clears) the rotation hook of an existing secret;
-  // the value, its versions and the dates stay. Throws Errc::secret_not_found.
+  // the value, its versions and the dates stay. Throws Errc::not_found.
   const SecretInfo& set_rotate_via(const std::string& name, const std::string& rotate_via);
-  // Throws Errc::secret_not_found.
+  // Throws Errc::not_found.
   void remove(const std::string& name);
   // After a rotation: a new value (or none, if unchanged) and last_rotated = now.
   void mark_rotated(const std::string& name, std::optional<age::SecretBuffer> new_value);
@@ -131,7 +131,7 @@ public:
   // it replaces becomes version 1, so a rollback can itself be rolled back.
   // rotate_via and proxy are the secret's and stay as they are: a proxy-only
   // secret stays proxy-only whatever value it holds. Throws
-  // Errc::secret_not_found, or Errc::invalid_params for a number that is not
+  // Errc::not_found, or Errc::invalid_params for a number that is not
   // in [1, versions.size()]. Returns the restored version's created_at.
   util::TimePoint rollback(const std::string& name, size_t number);
 

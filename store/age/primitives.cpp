@@ -242,6 +242,27 @@ std::optional<std::string> base64_decode_padded(std::string_view text)
   return decode(text, sodium_base64_VARIANT_ORIGINAL);
 }
 
+std::string hex_encode(Bytes data)
+{
+  std::string hex(2 * data.size() + 1, '\0');
+  sodium_bin2hex(hex.data(), hex.size(), nonnull(data), data.size());
+  hex.pop_back(); // the terminating NUL
+  return hex;
+}
+
+bool hex_decode(std::string_view hex, std::span<uint8_t> out)
+{
+  if (hex.size() != 2 * out.size()) {
+    return false;
+  }
+  size_t written = 0;
+  const char* end = nullptr;
+  // With hex_end set, a non-hex character ends the decode instead of failing
+  // it: `end` then falls short of the text's end.
+  return sodium_hex2bin(out.data(), out.size(), hex.data(), hex.size(), nullptr, &written, &end) == 0
+         && written == out.size() && end == hex.data() + hex.size();
+}
+
 } // namespace store::age::primitives
 
 namespace store::age {

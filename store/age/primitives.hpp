@@ -67,4 +67,11 @@ std::optional<std::string> base64_decode(std::string_view text);
 std::string base64_encode_padded(Bytes data);
 std::optional<std::string> base64_decode_padded(std::string_view text);
 
+// Hex for keys kept in text (the audit key in secrets.age), through libsodium,
+// whose codec runs in constant time for a given length. Encoding is lowercase;
+// decoding fills `out` from exactly 2 * out.size() hex digits (either case)
+// and returns false for anything else.
+std::string hex_encode(Bytes data);
+bool hex_decode(std::string_view hex, std::span<uint8_t> out);
+
 } // namespace store::age::primitives

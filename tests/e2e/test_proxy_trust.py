@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import wait_until  # noqa: E402
 from upstream import FORMS, free_port  # noqa: E402
-from test_proxy import VALUE, ProxyTestCase, bearer, raw_exchange, request  # noqa: E402
+from proxy_case import VALUE, ProxyTestCase, bearer, raw_exchange, request  # noqa: E402
 
 NOBODY = harness.nobody_prefix()
 

@@ -1,6 +1,8 @@
 #include "cmd/envelope.hpp"
 #include "rpc/protocol.hpp"
+#include "temp_dir.hpp"
 #include "util/error.hpp"
+#include "util/file.hpp"
 
 #include <doctest/doctest.h>
 
@@ -48,23 +50,16 @@ TEST_CASE("failures map to the exit codes of DESIGN.md section 7")
   CHECK(fail([] { throw rpc::RemoteError(rpc::code::killswitch_tripped, "m", "f"); }).exit == 5);
   CHECK(fail([] { throw rpc::RemoteError(rpc::code::invalid_params, "m", "f"); }).exit == 2);
   CHECK(fail([] { throw rpc::RemoteError(rpc::code::internal, "m", "f"); }).exit == 1);
-  const auto down = fail([] { throw util::Error(util::Errc::daemon_down, "daemon not running", "secrets serve &"); });
+  // With no store yet, the fix starts with init (serve would only say to run it).
+  const testutil::TempDir home;
+  const testutil::ScopedEnv env("AGENT_SECRETS_HOME", home.path().c_str());
+  const auto throw_down = [] { throw util::Error(util::Errc::daemon_down, "daemon not running", "secrets serve &"); };
+  const auto first = fail(throw_down);
+  CHECK(first.exit == 3);
+  CHECK(first.code == "daemon_not_running");
+  CHECK(first.fix == "secrets init && secrets serve &");
+  util::write_file_atomic(home.file("identity.age"), "x");
+  const auto down = fail(throw_down);
   CHECK(down.exit == 3);
-  CHECK(down.code == "daemon_not_running");
   CHECK(down.fix == "secrets serve &");
-}
-
-TEST_CASE("json-rpc replies carry the error code, its name and the fix")
-{
-  const json r = rpc::make_error(7, rpc::code::lease_ended, "lease x already ended (expired)", "secrets lease y");
-  CHECK(r["jsonrpc"] == "2.0");
-  CHECK(r["id"] == 7);
-  CHECK(r["error"]["code"] == -32002);
-  CHECK(r["error"]["data"]["code"] == "lease_ended");
-  CHECK(r["error"]["data"]["fix"] == "secrets lease y");
-  CHECK(rpc::code_for(util::Errc::already_exists) == -32010);
-  CHECK(rpc::code_for(util::Errc::io) == -32603);
-  const json ok = rpc::make_result(nullptr, {{"a", 1}});
-  CHECK(ok["id"].is_null());
-  CHECK(ok["result"]["a"] == 1);
 }

@@ -126,12 +126,12 @@ TEST_CASE("lease revoke, then revoke again, and unknown ids")
   CHECK_FALSE(f.table.next_deadline());
 
   const auto again = thrown([&] { f.table.revoke("lease-1"); });
-  CHECK(again.code() == Errc::lease_ended);
+  CHECK(again.code() == lease::errc::ended);
   CHECK(std::string(again.what()) == "lease lease-1 already ended (revoked)");
   CHECK(again.fix() == "secrets lease openai");
 
   const auto unknown = thrown([&] { f.table.revoke("nope"); });
-  CHECK(unknown.code() == Errc::lease_not_found);
+  CHECK(unknown.code() == lease::errc::not_found);
   CHECK(std::string(unknown.what()) == "lease nope not found");
 }
 
@@ -158,10 +158,10 @@ TEST_CASE("lease ended ids are remembered only up to a bound")
   for (const char* id : {"1", "2", "3", "4", "5"}) {
     table.revoke(id);
   }
-  CHECK(thrown([&] { table.revoke("1"); }).code() == Errc::lease_not_found);
-  CHECK(thrown([&] { table.revoke("2"); }).code() == Errc::lease_not_found);
+  CHECK(thrown([&] { table.revoke("1"); }).code() == lease::errc::not_found);
+  CHECK(thrown([&] { table.revoke("2"); }).code() == lease::errc::not_found);
   for (const char* id : {"3", "4", "5"}) {
-    CHECK(thrown([&] { table.revoke(id); }).code() == Errc::lease_ended);
+    CHECK(thrown([&] { table.revoke(id); }).code() == lease::errc::ended);
   }
 
   // An id that ends twice (restored in between) is evicted by its newest end only.
@@ -170,7 +170,7 @@ TEST_CASE("lease ended ids are remembered only up to a bound")
   table.acquire("s", "c", 1h);              // "6"
   table.revoke("6");                        // remembered: 5, 3, 6
   const auto e = thrown([&] { table.revoke("3"); });
-  CHECK(e.code() == Errc::lease_ended);
+  CHECK(e.code() == lease::errc::ended);
   CHECK(std::string(e.what()) == "lease 3 already ended (killswitch)");
 }
 
@@ -238,7 +238,7 @@ TEST_CASE("lease revoke_secret only ends that secret's leases")
   CHECK(f.table.find("lease-2") != nullptr);
   CHECK(f.table.revoke_secret("openai").empty());
   CHECK(f.table.revoke_secret("missing").empty());
-  CHECK(thrown([&] { f.table.revoke("lease-1"); }).code() == Errc::lease_ended);
+  CHECK(thrown([&] { f.table.revoke("lease-1"); }).code() == lease::errc::ended);
 }
 
 TEST_CASE("lease revoke_all ends everything")
@@ -291,8 +291,8 @@ TEST_CASE("lease take_all hands every lease over and remembers the newest ended 
   CHECK(table.count_expiring_before(clock.now() + 24h) == 0);
   // ended_memory is 2: the two latest deadlines are remembered, the earliest is not.
   CHECK(std::string(thrown([&] { table.revoke("lease-1"); }).what()) == "lease lease-1 already ended (revoked)");
-  CHECK(thrown([&] { table.revoke("lease-3"); }).code() == Errc::lease_ended);
-  CHECK(thrown([&] { table.revoke("lease-2"); }).code() == Errc::lease_not_found);
+  CHECK(thrown([&] { table.revoke("lease-3"); }).code() == lease::errc::ended);
+  CHECK(thrown([&] { table.revoke("lease-2"); }).code() == lease::errc::not_found);
 
   // The table is usable afterwards, and independent of what it handed over.
   table.acquire("a", "c", 1h);
@@ -337,11 +337,11 @@ TEST_CASE("lease forget removes without reporting")
   CHECK_FALSE(f.table.forget("lease-1"));
   CHECK(f.table.size() == 1);
   CHECK(f.table.count_for("s") == 1);
-  CHECK(thrown([&] { f.table.revoke("lease-1"); }).code() == Errc::lease_not_found);
+  CHECK(thrown([&] { f.table.revoke("lease-1"); }).code() == lease::errc::not_found);
 
   CHECK(f.table.forget("lease-2", EndReason::expired));
   const auto e = thrown([&] { f.table.revoke("lease-2"); });
-  CHECK(e.code() == Errc::lease_ended);
+  CHECK(e.code() == lease::errc::ended);
   CHECK(e.fix() == "secrets lease s");
   CHECK(f.table.expire_due(f.clock.now() + 2h).empty());
 }
@@ -373,7 +373,7 @@ TEST_CASE("lease renew within and beyond the maximum lifetime")
   CHECK(f.table.find("lease-1")->expires_at == t0 + 24h);
 
   CHECK(thrown([&] { f.table.renew("lease-1", 0s, 24h); }).code() == Errc::invalid_params);
-  CHECK(thrown([&] { f.table.renew("nope", 1h, 24h); }).code() == Errc::lease_not_found);
+  CHECK(thrown([&] { f.table.renew("nope", 1h, 24h); }).code() == lease::errc::not_found);
 }
 
 TEST_CASE("lease renew never revives a lease past its deadline")
@@ -383,10 +383,10 @@ TEST_CASE("lease renew never revives a lease past its deadline")
   f.table.acquire("s", "c", 1min);
   f.clock.advance(1min); // due, but the pruner has not run yet
   const auto e = thrown([&] { f.table.renew("lease-1", 1h, 24h); });
-  CHECK(e.code() == Errc::lease_ended);
+  CHECK(e.code() == lease::errc::ended);
   CHECK(std::string(e.what()) == "lease lease-1 already ended (expired)");
   CHECK(f.table.expire_due(f.clock.now()).size() == 1);
-  CHECK(thrown([&] { f.table.renew("lease-1", 1h, 24h); }).code() == Errc::lease_ended);
+  CHECK(thrown([&] { f.table.renew("lease-1", 1h, 24h); }).code() == lease::errc::ended);
   CHECK(f.table.next_deadline() == std::nullopt);
   (void)t0;
 }
@@ -436,6 +436,6 @@ TEST_CASE("lease table holds 100,000 leases")
   CHECK_FALSE(f.table.next_deadline());
 
   // The newest ended ids are remembered; memory of older ones is bounded.
-  CHECK(thrown([&] { f.table.revoke(revoked.back().lease.id); }).code() == Errc::lease_ended);
-  CHECK(thrown([&] { f.table.revoke(expired.front().lease.id); }).code() == Errc::lease_not_found);
+  CHECK(thrown([&] { f.table.revoke(revoked.back().lease.id); }).code() == lease::errc::ended);
+  CHECK(thrown([&] { f.table.revoke(expired.front().lease.id); }).code() == lease::errc::not_found);
 }

@@ -88,6 +88,22 @@ TEST_CASE("age base64 accepts only canonical unpadded encodings")
   CHECK_FALSE(prim::base64_decode_padded("YQ==YQ=="));
 }
 
+TEST_CASE("age hex round-trips a key and accepts exactly 2 * size hex digits")
+{
+  const auto key = range_bytes(0xf0, 0x100);
+  CHECK(prim::hex_encode(key) == "f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff");
+  CHECK(prim::hex_encode({}).empty());
+  std::array<uint8_t, 16> out{};
+  REQUIRE(prim::hex_decode("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff", out));
+  CHECK(std::vector<uint8_t>(out.begin(), out.end()) == key);
+  REQUIRE(prim::hex_decode("F0F1F2F3F4F5F6F7F8F9FAFBFCFDFEFF", out)); // either case
+  CHECK(std::vector<uint8_t>(out.begin(), out.end()) == key);
+  CHECK_FALSE(prim::hex_decode("f0f1f2f3f4f5f6f7f8f9fafbfcfdfe", out));     // short
+  CHECK_FALSE(prim::hex_decode("f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff00", out)); // long
+  CHECK_FALSE(prim::hex_decode("f0f1f2f3f4f5f6f7f8f9fafbfcfdfefg", out));   // a non-hex digit at the end
+  CHECK_FALSE(prim::hex_decode("f0 1f2f3f4f5f6f7f8f9fafbfcfdfeff", out));   // ... or inside
+}
+
 TEST_CASE("age x25519 refuses low-order points")
 {
   std::vector<uint8_t> scalar(32, 0x42);

@@ -1,6 +1,8 @@
 // The store's versions: every replaced value is kept (newest first, at most
 // k_max_versions), survives a reopen, and can be rolled back; a failed write
-// changes nothing; the Go fields of the file are untouched.
+// changes nothing; the Go fields of the file are untouched. And the rule that
+// a store is never replaced by an empty one: a secrets.age that cannot be
+// read, decrypted or parsed stops open() and stays as it was.
 #include "store/store.hpp"
 #include "temp_dir.hpp"
 #include "util/error.hpp"
@@ -12,6 +14,7 @@
 
 #include <sys/stat.h>
 
+#include <filesystem>
 #include <set>
 #include <string>
 
@@ -162,7 +165,7 @@ TEST_CASE("store versions: rollback restores a version and keeps the value it re
 TEST_CASE("store versions: rollback refuses an unknown secret, a secret without versions and a missing number")
 {
   Fixture f;
-  CHECK(thrown([&] { f.store->rollback("nope", 1); }).code() == Errc::secret_not_found);
+  CHECK(thrown([&] { f.store->rollback("nope", 1); }).code() == Errc::not_found);
   f.put("tok", "a", false);
   const auto none = thrown([&] { f.store->rollback("tok", 1); });
   CHECK(none.code() == Errc::invalid_params);
@@ -293,4 +296,151 @@ TEST_CASE("store: state.json gets the same symlink and permission checks as the 
   ::unlink(f.paths.state.c_str());
   REQUIRE(::symlink(f.paths.leases.c_str(), f.paths.state.c_str()) == 0);
   CHECK(std::string(thrown([&] { f.reopen(); }).what()).find("symbolic link") != std::string::npos);
+}
+
+namespace {
+
+struct FileState
+{
+  std::string bytes;
+  ino_t inode = 0;
+  bool operator==(const FileState&) const = default;
+};
+
+FileState file_state(const std::string& path)
+{
+  struct stat st{};
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return {util::read_file(path), st.st_ino};
+}
+
+} // namespace
+
+TEST_CASE("store: a secrets.age that does not decrypt or parse stops open() and is never replaced")
+{
+  Fixture f;
+  f.put("tok", "value", false);
+  const auto good = *util::read_file_if_exists(f.paths.secrets);
+  const auto other = store::age::X25519Identity::generate();
+  const auto ours = store::age::parse_identity_file(*util::read_file_if_exists(f.paths.identity));
+  struct Case
+  {
+    const char* what;
+    std::string bytes;
+  };
+  const std::vector<Case> cases = {
+    {"not an age file", "this is not an age file\n"},
+    {"an empty file", ""},
+    {"cut short", good.substr(0, good.size() / 2)},
+    {"one byte changed", [&] {
+       std::string b = good;
+       b[b.size() - 20] = static_cast<char>(b[b.size() - 20] ^ 1);
+       return b;
+     }()},
+    {"encrypted to another identity", store::age::encrypt({other.recipient()}, R"({"version":1,"secrets":{}})")},
+    {"decrypts to no JSON", store::age::encrypt({ours.front().recipient()}, "not json")},
+    {"decrypts to JSON without secrets", store::age::encrypt({ours.front().recipient()}, R"({"version":1})")},
+  };
+  for (const auto& c : cases) {
+    CAPTURE(c.what);
+    util::write_file_atomic(f.paths.secrets, c.bytes);
+    const auto before = file_state(f.paths.secrets);
+    const auto e = thrown([&] { f.reopen(); });
+    CHECK(e.code() == Errc::decryption);
+    CHECK(std::string(e.what()).find(f.paths.secrets) != std::string::npos);
+    CHECK(e.fix() == "restore " + f.paths.secrets + " from a backup; the daemon will not replace it");
+    CHECK(file_state(f.paths.secrets) == before);
+    // Nothing else can write an empty store there either: init refuses a
+    // home with an identity, and a second open fails the same way.
+    CHECK(thrown([&] { Store::init(f.paths, f.clock); }).code() == Errc::already_exists);
+    CHECK(thrown([&] { f.reopen(); }).code() == Errc::decryption);
+    CHECK(file_state(f.paths.secrets) == before);
+  }
+  // The file restored from a backup: the next save writes its secrets back, not an empty store.
+  util::write_file_atomic(f.paths.secrets, good);
+  f.reopen();
+  f.put("second", "value2", false);
+  f.reopen();
+  CHECK(f.value("tok") == "value");
+  CHECK(f.value("second") == "value2");
+}
+
+TEST_CASE("store: a secrets.age that cannot be read, or whose identity is gone, stops open() and is never replaced")
+{
+  Fixture f;
+  f.put("tok", "value", false);
+  const auto before = file_state(f.paths.secrets);
+
+  // Unreadable: a directory where the file goes (we may run as root, for whom modes do not stop a read).
+  REQUIRE(::rename(f.paths.secrets.c_str(), (f.paths.secrets + ".real").c_str()) == 0);
+  REQUIRE(::mkdir(f.paths.secrets.c_str(), 0700) == 0);
+  CHECK_THROWS_AS(f.reopen(), util::Error);
+  CHECK(std::filesystem::is_directory(f.paths.secrets));
+  CHECK(std::filesystem::is_empty(f.paths.secrets));
+  REQUIRE(::rmdir(f.paths.secrets.c_str()) == 0);
+  REQUIRE(::rename((f.paths.secrets + ".real").c_str(), f.paths.secrets.c_str()) == 0);
+  CHECK(file_state(f.paths.secrets) == before);
+
+  // No identity: open names the missing file, and init will not write a new
+  // identity and an empty store over a secrets.age it could not decrypt.
+  REQUIRE(::rename(f.paths.identity.c_str(), (f.paths.identity + ".away").c_str()) == 0);
+  const auto e = thrown([&] { f.reopen(); });
+  CHECK(e.code() == Errc::decryption);
+  CHECK(std::string(e.what()).find("no identity") != std::string::npos);
+  const auto refused = thrown([&] { Store::init(f.paths, f.clock); });
+  CHECK(refused.code() == Errc::already_exists);
+  CHECK(std::string(refused.what()).find("refusing to overwrite it") != std::string::npos);
+  CHECK(file_state(f.paths.secrets) == before);
+  CHECK_FALSE(util::read_file_if_exists(f.paths.identity).has_value());
+
+  // The identity back: everything is there.
+  REQUIRE(::rename((f.paths.identity + ".away").c_str(), f.paths.identity.c_str()) == 0);
+  f.reopen();
+  CHECK(f.value("tok") == "value");
+}
+
+TEST_CASE("store: only an absent secrets.age means no secrets yet")
+{
+  Fixture f;
+  f.put("tok", "value", false);
+  REQUIRE(::unlink(f.paths.secrets.c_str()) == 0);
+  f.reopen();
+  CHECK(f.store->size() == 0);
+  // Go writes "secrets": null for a store that never held one: empty, not an error.
+  f.write_document(json{{"version", 1}, {"secrets", nullptr}});
+  f.reopen();
+  CHECK(f.store->size() == 0);
+}
+
+TEST_CASE("store: set_rotate_via records and clears a hook, keeping the value, its versions and dates, across a reopen")
+{
+  Fixture f;
+  f.put("tok", "a", false);
+  f.put("tok", "b");
+  const auto created = f.store->find("tok")->info.created_at;
+  f.clock.advance(1s);
+  f.store->set_rotate_via("tok", "printf new");
+  f.reopen();
+  const auto* tok = f.store->find("tok");
+  REQUIRE(tok != nullptr);
+  CHECK(tok->info.rotate_via == "printf new");
+  CHECK(tok->info.created_at == created);
+  CHECK_FALSE(tok->info.last_rotated);
+  CHECK(f.value("tok") == "b");
+  CHECK(f.versions("tok") == std::vector<std::string>{"a"});
+  f.store->set_rotate_via("tok", "");
+  f.reopen();
+  CHECK(f.store->find("tok")->info.rotate_via.empty());
+  CHECK(thrown([&] { f.store->set_rotate_via("nope", "true"); }).code() == Errc::not_found);
+}
+
+TEST_CASE("store: an unknown secret is not_found, a name that could never be one is invalid_params")
+{
+  const auto missing = store::unknown_secret("api_key");
+  CHECK(missing.code() == Errc::not_found);
+  CHECK(missing.fix() == "secrets list");
+  const auto bad = store::unknown_secret("bad name\n");
+  CHECK(bad.code() == Errc::invalid_params);
+  CHECK(std::string(bad.what()).find("\"bad name\\n\"") != std::string::npos); // quoted, not cut by the line break
+  CHECK(bad.fix() == "secrets list");
 }

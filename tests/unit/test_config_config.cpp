@@ -38,38 +38,8 @@ std::string error_of(std::string_view text)
   return {};
 }
 
+using testutil::ScopedEnv;
 using testutil::TempDir;
-
-// Sets or clears an environment variable for one scope.
-class ScopedEnv
-{
-public:
-  ScopedEnv(const char* name, const char* value) : m_name(name)
-  {
-    if (const char* old = std::getenv(name)) {
-      m_old = old;
-    }
-    if (value) {
-      ::setenv(name, value, 1);
-    } else {
-      ::unsetenv(name);
-    }
-  }
-  ~ScopedEnv()
-  {
-    if (m_old) {
-      ::setenv(m_name.c_str(), m_old->c_str(), 1);
-    } else {
-      ::unsetenv(m_name.c_str());
-    }
-  }
-  ScopedEnv(const ScopedEnv&) = delete;
-  ScopedEnv& operator=(const ScopedEnv&) = delete;
-
-private:
-  std::string m_name;
-  std::optional<std::string> m_old;
-};
 
 void check_defaults(const config::Config& c, const util::Paths& paths)
 {
