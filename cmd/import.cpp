@@ -1,11 +1,16 @@
-// secrets import FILE.env [--prefix P] [--dry-run] [--force] [--keep-case]:
-// adds every KEY=value of a .env file to the store (issue 4). Nothing is
-// written on our side: each value goes to the daemon in secrets.add and is
-// wiped here.
+// secrets import FILE.env [--prefix P] [--dry-run] [--force] [--keep-case]
+// [--delete-source]: adds every KEY=value of a .env file to the store
+// (issue 4). Nothing is written on our side: each value goes to the daemon in
+// secrets.add and is wiped here. The plaintext file is the one copy left
+// outside the store: --delete-source removes it once every value is in, and
+// without it the next actions say to.
 #include "cmd/command.hpp"
 #include "cmd/dotenv.hpp"
+#include "cmd/usage.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
+
+#include <unistd.h>
 
 #include <map>
 #include <set>
@@ -21,6 +26,21 @@ struct ImportOptions
   bool dry_run = false;
   bool force = false;
   bool keep_case = false;
+  bool delete_source = false;
+
+  // This import's command line with `extra`, words shell-quoted: the fixes
+  // keep the options that shape the names (--prefix, --keep-case).
+  std::string again(const std::string& extra) const
+  {
+    std::string line = "secrets import " + shell_word(file);
+    if (!prefix.empty()) {
+      line += " --prefix " + shell_word(prefix);
+    }
+    if (keep_case) {
+      line += " --keep-case";
+    }
+    return line + extra;
+  }
 };
 
 std::string lowercase(std::string s)
@@ -48,7 +68,7 @@ Outcome do_import(const ImportOptions& o)
 {
   auto text = util::read_file_if_exists(o.file);
   if (!text) {
-    return {error_envelope("secrets import", o.file + ": no such file", "not_found", "ls " + o.file),
+    return {error_envelope("secrets import", o.file + ": no such file", "not_found", "ls " + shell_word(o.file)),
             exit_code::not_found};
   }
   std::vector<DotenvEntry> entries;
@@ -58,7 +78,7 @@ Outcome do_import(const ImportOptions& o)
   } catch (const util::Error& e) {
     util::wipe(*text);
     return {error_envelope("secrets import", o.file + " " + e.what(), "invalid_params",
-                           "fix the line in " + o.file + " and run secrets import " + o.file + " again"),
+                           "fix the line in " + o.file + ", then: " + o.again("")),
             exit_code::error};
   }
   // The last definition of a key wins, as with `set -a; . FILE`.
@@ -128,13 +148,35 @@ Outcome do_import(const ImportOptions& o)
   }
   json result = {{"file", o.file}, {"dry_run", o.dry_run}, {o.dry_run ? "would_import" : "imported", imported},
                  {"skipped", skipped}};
+  // Only a file whose every value is now in the store goes: a line skipped
+  // for another reason than an empty value or a later definition still holds
+  // a value we do not have.
+  size_t kept_back = 0;
+  for (const auto& sk : skipped) {
+    const std::string reason = sk.value("reason", "");
+    kept_back += reason != "empty value" && !reason.starts_with("overridden by line") ? 1 : 0;
+  }
   std::vector<Action> next;
   if (o.dry_run) {
-    next.push_back({"secrets import " + o.file + (o.prefix.empty() ? "" : " --prefix " + o.prefix), "import them"});
+    next.push_back({o.again(""), "import them"});
+  } else if (o.delete_source && kept_back == 0) {
+    if (::unlink(o.file.c_str()) != 0) {
+      util::throw_errno("delete " + o.file + " after importing it");
+    }
+    result["source_deleted"] = true;
+  } else {
+    result["source_deleted"] = false;
+    if (o.delete_source) {
+      result["source_kept_because"] = std::to_string(kept_back) + " value(s) were not imported";
+    }
   }
   next.push_back({"secrets list", "list secrets"});
   if (!skipped.empty() && !o.force) {
-    next.push_back({"secrets import " + o.file + " --force", "replace secrets that are already present"});
+    next.push_back({o.again(" --force"), "replace secrets that are already present"});
+  }
+  if (!o.dry_run && result.value("source_deleted", false) == false && kept_back == 0) {
+    next.push_back({"rm " + shell_word(o.file), "its values are in the store now: delete the plaintext copy"
+                                                 " (or import with --delete-source)"});
   }
   return {success_envelope("secrets import", std::move(result), next)};
 }
@@ -150,6 +192,8 @@ void add_import_command(CLI::App& app, CommandAction& action)
   import->add_flag("--dry-run", o.dry_run, "report what would be imported; change nothing");
   import->add_flag("--force", o.force, "replace secrets that already exist");
   import->add_flag("--keep-case", o.keep_case, "keep the keys' case (default: lowercase names)");
+  import->add_flag("--delete-source", o.delete_source,
+                   "delete the .env once every value is in the store (kept if any was not imported)");
   import->callback([&action] { action = [] { return do_import(o); }; });
 }
 

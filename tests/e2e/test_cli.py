@@ -574,39 +574,5 @@ class StatusHealth(E2ETestCase):
         self.assertIsInstance(res["warnings"], list)
 
 
-class DaemonDown(E2ETestCase):
-    def setUp(self):
-        self.home = self.new_home(serve=False)
-
-    def check_down(self, r, stream="stderr"):
-        env = self.assert_err(r, rc=3, code="daemon_not_running", stream=stream)
-        self.assertIn("secrets serve &", env["fix"])
-
-    def test_every_client_command_exits_3(self):
-        for args in (("status",), ("list",), ("health",), ("audit",), ("audit", "--verify"),
-                     ("revoke", "--all"), ("revoke", "some-id"), ("remove", "x"), ("lease", "x", "--json")):
-            self.check_down(self.home.run(*args))
-        self.check_down(self.home.run("add", "x", input=b"value"))
-
-    def test_raw_lease_error_on_stderr(self):
-        r = self.home.run("lease", "x")
-        self.assertEqual(r.out, b"")
-        self.check_down(r, stream="stderr")
-
-    def test_stale_socket_file_is_daemon_down(self):
-        # A daemon that died hard leaves its socket file; nothing listens on it.
-        self.home.serve()
-        self.home.kill()
-        self.assertTrue(os.path.exists(self.home.socket))
-        self.check_down(self.home.run("status"))
-
-    def test_socket_override(self):
-        self.home.serve()
-        r = self.home.run("status", env={"AGENT_SECRETS_SOCKET": os.path.join(self.home.logs, "none.sock")})
-        self.check_down(r)
-        r = self.home.run("status", env={"AGENT_SECRETS_SOCKET": self.home.socket})
-        self.assert_ok(r, "secrets status")
-
-
 if __name__ == "__main__":
     harness.main()

@@ -242,8 +242,33 @@ class EnvTest(E2ETestCase):
             got = self.home.run("lease", name)
             self.assertEqual(got.rc, 0, got)
             self.assertEqual(got.out.decode(), value, name)
+        # The fix keeps --prefix (it used to drop it, and --force then imported
+        # unprefixed names), and the plaintext file is pointed at for deletion
+        # only once every value is in.
+        commands = [a["command"] for a in r.env_out["next_actions"]]
+        self.assertIn("secrets import %s --prefix app_ --force" % src, commands)
+        self.assertFalse(any(c.startswith("rm ") for c in commands), commands)
+        r = self.home.run("import", src, "--prefix", "app_", "--delete-source")
+        kept = self.assert_ok(r, "secrets import")
+        self.assertIs(kept["source_deleted"], False, kept)
+        self.assertIn("not imported", kept["source_kept_because"])
+        self.assertTrue(os.path.exists(src))
         forced = self.assert_ok(self.home.run("import", src, "--prefix", "app_", "--force", "--keep-case"))
         self.assertIn("app_Mixed_Case", [i["name"] for i in forced["imported"]])
+
+    def test_import_delete_source_once_every_value_is_in(self):
+        src = self.path("legacy env.env")  # a space: the suggested rm is quoted
+        with open(src, "w") as f:
+            f.write("A=1\nB=two\nEMPTY=\n")
+        r = self.home.run("import", src)
+        result = self.assert_ok(r, "secrets import")
+        self.assertIs(result["source_deleted"], False)
+        self.assertIn("rm '%s'" % src, [a["command"] for a in r.env_out["next_actions"]])
+        self.assertTrue(os.path.exists(src))
+        result = self.assert_ok(self.home.run("import", src, "--prefix", "x_", "--delete-source"), "secrets import")
+        self.assertIs(result["source_deleted"], True, result)
+        self.assertFalse(os.path.exists(src))
+        self.assertEqual(self.home.run("lease", "x_b").out, b"two")
 
     def test_import_parse_error_names_the_line(self):
         src = self.path("bad.env")
