@@ -154,6 +154,16 @@ class FirstSteps(E2ETestCase):
         result = home.run_json("config")
         self.assertEqual(result["source"], home.file("config.json"))
 
+    def test_an_invalid_name_is_invalid_params_not_not_found(self):
+        home = self.new_home()
+        for args in (("lease", "bad name"), ("lease", "bad name", "--json"), ("remove", "bad name"),
+                     ("rotate", "$(id)"), ("versions", "a b")):
+            env = self.assert_err(home.run(*args), rc=2, code="invalid_params")
+            self.assertIn("invalid secret name", env["error"]["message"], env)
+            self.assertEqual(env["fix"], "secrets list", env)
+        env = self.assert_err(home.run("lease", "good_name"), rc=4, code="not_found")
+        self.assertIn("secrets add good_name", env["fix"])
+
     def test_every_error_goes_to_stderr(self):
         home = self.new_home()
         home.add("tok", VALUE)

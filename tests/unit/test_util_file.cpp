@@ -213,3 +213,33 @@ TEST_CASE("atomic file: a failed rename leaves what was there, and a missing dir
   }
   CHECK(names_in(dir.path()) == std::vector<std::string>{"leases.json"});
 }
+
+TEST_CASE("atomic file: commit_new creates a file but never replaces one, even one made after it opened")
+{
+  testutil::TempDir dir;
+  const std::string path = dir.file(".env");
+  {
+    util::AtomicFile file(path);
+    file.write("A=1\n");
+    file.commit_new();
+  }
+  CHECK(util::read_file(path) == "A=1\n");
+  CHECK(names_in(dir.path()) == std::vector<std::string>{".env"});
+
+  // Someone writes the target between our open and our commit: theirs stays.
+  const std::string raced = dir.file("raced.env");
+  {
+    util::AtomicFile file(raced);
+    file.write("ours");
+    util::write_file_atomic(raced, "theirs");
+    bool refused = false;
+    try {
+      file.commit_new();
+    } catch (const util::Error& e) {
+      refused = e.code() == util::Errc::already_exists;
+    }
+    CHECK(refused);
+  }
+  CHECK(util::read_file(raced) == "theirs");
+  CHECK(names_in(dir.path()) == std::vector<std::string>{".env", "raced.env"});
+}
