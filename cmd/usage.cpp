@@ -53,15 +53,22 @@ std::vector<std::string> option_names(const CLI::App* at)
   return out;
 }
 
-// The command line as typed, with `argv[index]` replaced: the fix a user can
-// paste. Every word is shell-quoted where it needs to be.
-std::string corrected(const std::vector<std::string>& args, size_t index, const std::string& replacement)
+// `secrets ARGS...` as a line a user can paste: every word shell-quoted
+// where it needs to be.
+std::string command_line(const std::vector<std::string>& args)
 {
   std::string out = "secrets";
-  for (size_t i = 0; i < args.size(); ++i) {
-    out += " " + shell_word(i == index ? replacement : args[i]);
+  for (const auto& arg : args) {
+    out += " " + shell_word(arg);
   }
   return out;
+}
+
+// The command line as typed, with `args[index]` replaced: the fix.
+std::string corrected(std::vector<std::string> args, size_t index, const std::string& replacement)
+{
+  args.at(index) = replacement;
+  return command_line(args);
 }
 
 // The command list of bare `secrets`, read from the CLI11 tree as the
@@ -187,7 +194,7 @@ Envelope usage_error(const CLI::App& app, const CLI::ParseError& e, const std::v
   std::string command;
   const CLI::App* at = deepest(app, command);
   const std::string help = command + " --help";
-  // CLI11 lists the extras last-first; find the first one in the order typed.
+  // CLI11's message names the extras last-first; the fix follows the order typed.
   const auto extras_list = app.remaining(true);
   const std::set<std::string> extras(extras_list.begin(), extras_list.end());
   if (dynamic_cast<const CLI::ExtrasError*>(&e) != nullptr) {
@@ -250,7 +257,7 @@ Envelope chained_commands_error(const CLI::App& app, const std::vector<std::stri
         fixed.insert(fixed.end(), typed.begin() + static_cast<std::ptrdiff_t>(i), typed.end());
         return error_envelope("secrets exec",
                               "\"" + second + "\" was read as a command of secrets, not the one to run: put -- before the command",
-                              "usage", corrected(fixed, fixed.size(), ""));
+                              "usage", command_line(fixed));
       }
     }
   }
