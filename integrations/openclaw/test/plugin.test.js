@@ -1,6 +1,7 @@
-// The OpenClaw plugin's tools, run through their execute functions against
-// the real `secrets` CLI and a real daemon in a temporary AGENT_SECRETS_HOME.
-// SECRETS_BIN names the binary (ctest sets it).
+// The OpenClaw plugin's tools, as its defineToolPlugin entry registers them,
+// run through their execute functions against the real `secrets` CLI and a
+// real daemon in a temporary AGENT_SECRETS_HOME. SECRETS_BIN names the binary
+// (ctest sets it); OpenClaw's SDK comes from tests/openclaw (make deps).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +11,11 @@ import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import plugin, { createTools, TOOL_NAMES } from "../index.js";
+// First the host's resolve hook, then (dynamically, so that the hook sees
+// them) the plugin and the SDK it is written against.
+import "./openclaw-host.mjs";
+const { getToolPluginMetadata } = await import("openclaw/plugin-sdk/tool-plugin");
+const { default: plugin, createTools, TOOL_NAMES } = await import("../index.js");
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..");
@@ -90,8 +95,26 @@ test("the manifest, package.json and register() agree on every tool", () => {
     assert.ok(existsSync(join(ROOT, dir, "SKILL.md")), `skill dir ${dir} has no SKILL.md`);
   }
 
+  // defineToolPlugin's metadata is what `openclaw plugins build` writes.
+  const meta = getToolPluginMetadata(plugin);
+  assert.ok(meta, "index.js's default export is not a defineToolPlugin entry");
+  assert.equal(meta.id, manifest.id);
+  assert.deepEqual(meta.configSchema, manifest.configSchema);
+  assert.deepEqual(meta.tools.map((t) => t.name), manifest.contracts.tools);
+
+  // register() as OpenClaw calls it; a factory registration (secrets_lease)
+  // is a function of the tool context, called here as OpenClaw calls it.
   const registered = [];
-  plugin.register({ pluginConfig: {}, registerTool: (tool, opts) => registered.push([tool, opts]) });
+  plugin.register({
+    pluginConfig: {},
+    registerTool: (tool, opts) => {
+      const made = typeof tool === "function" ? tool({}) : tool;
+      if (opts?.name) {
+        assert.equal(made.name, opts.name);
+      }
+      registered.push([made, opts]);
+    },
+  });
   assert.deepEqual(registered.map(([t]) => t.name).sort(), [...manifest.contracts.tools].sort());
   for (const [tool, opts] of registered) {
     assert.equal(Boolean(opts?.optional), Boolean(manifest.toolMetadata[tool.name]?.optional), tool.name);
