@@ -31,10 +31,13 @@ after(() => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-// A fresh OpenClaw home: its own HOME, state directory and config file.
+// A fresh OpenClaw home: its own HOME, state directory and config file, whose
+// logging.file keeps OpenClaw's log in it (by default /tmp/openclaw/).
 function freshHome(name) {
   const dir = join(scratch, name);
   mkdirSync(join(dir, "home"), { recursive: true });
+  mkdirSync(join(dir, "state"), { recursive: true, mode: 0o700 });
+  writeFileSync(join(dir, "state", "openclaw.json"), JSON.stringify({ logging: { file: join(dir, "openclaw.log") } }));
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("OPENCLAW_")));
   return {
     ...env,
