@@ -9,7 +9,7 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, mkdirSync, copyFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, mkdirSync, copyFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -143,4 +143,20 @@ test("OpenClaw loads the plugin: plugins install --link, then plugins inspect --
     OPTIONAL,
   );
   assert.deepEqual(report.diagnostics ?? [], []);
+});
+
+test("plugins install PATH (a copy, as the README says) loads too, with its skill", async () => {
+  const env = freshHome("copy");
+  let r = await openclaw(["plugins", "install", "--force", "--accept-capabilities", ROOT], env);
+  assert.equal(r.code, 0, show(r));
+  assert.doesNotMatch(r.stdout + r.stderr, /failed during load/, show(r));
+  const installed = join(env.OPENCLAW_STATE_DIR, "extensions", "agent-secrets");
+  assert.ok(existsSync(join(installed, "skills", "secret-management", "SKILL.md")), "the skill was not copied");
+
+  r = await openclaw(["plugins", "inspect", "agent-secrets", "--runtime", "--json"], env);
+  assert.equal(r.code, 0, show(r));
+  const report = JSON.parse(r.stdout);
+  assert.equal(report.plugin.status, "loaded", show(r));
+  assert.equal(report.plugin.source, join(installed, "index.js"));
+  assert.deepEqual(report.plugin.toolNames, TOOLS);
 });

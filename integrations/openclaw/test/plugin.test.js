@@ -94,6 +94,14 @@ test("the manifest, package.json and register() agree on every tool", () => {
   for (const dir of manifest.skills) {
     assert.ok(existsSync(join(ROOT, dir, "SKILL.md")), `skill dir ${dir} has no SKILL.md`);
   }
+  // The plugin ships a copy of the repository's skill (a symlink would break
+  // `openclaw plugins install PATH`, which copies it, and npm pack, which
+  // leaves it out); the copy must not drift.
+  assert.equal(
+    readFileSync(join(ROOT, "skills", "secret-management", "SKILL.md"), "utf8"),
+    readFileSync(join(ROOT, "..", "..", "skills", "secret-management", "SKILL.md"), "utf8"),
+    "integrations/openclaw/skills/secret-management/SKILL.md differs from skills/secret-management/SKILL.md: copy it",
+  );
 
   // defineToolPlugin's metadata is what `openclaw plugins build` writes.
   const meta = getToolPluginMetadata(plugin);
