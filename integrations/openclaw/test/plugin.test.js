@@ -268,3 +268,28 @@ test("status and the killswitch (confirm required)", async () => {
   await run("secrets_killswitch", { confirm: true });
   assert.equal(status().active_leases, 0);
 });
+
+test("a cancelled call ends the CLI child", async () => {
+  const slow = join(scratch, "slow-secrets");
+  const pidFile = join(scratch, "slow.pid");
+  writeFileSync(slow, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 30\n`, { mode: 0o755 });
+  const t = Object.fromEntries(createTools({ cli_path: slow }).map((x) => [x.name, x]));
+  for (const [name, params] of [
+    ["secrets_status", {}],
+    ["secrets_lease", { name: "k" }],
+  ]) {
+    rmSync(pidFile, { force: true });
+    const ac = new AbortController();
+    const started = Date.now();
+    const call = t[name].execute("c", params, ac.signal);
+    while (!existsSync(pidFile)) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    ac.abort();
+    await assert.rejects(call, /cancelled/, name);
+    assert.ok(Date.now() - started < 10_000, name);
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.throws(() => process.kill(pid, 0), /ESRCH/, `${name}: the CLI child still runs`);
+  }
+});
