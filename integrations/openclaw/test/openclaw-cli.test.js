@@ -160,3 +160,100 @@ test("plugins install PATH (a copy, as the README says) loads too, with its skil
   assert.equal(report.plugin.source, join(installed, "index.js"));
   assert.deepEqual(report.plugin.toolNames, TOOLS);
 });
+
+// The whole path, from OpenClaw's side: a Gateway with the plugin linked runs
+// its tools (POST /tools/invoke) against the real CLI and daemon. Opt-in: the
+// Gateway takes tens of seconds to start on a small machine, and it tries the
+// network (update check, model catalog), which is not there in CI.
+const GATEWAY = process.env.OPENCLAW_GATEWAY_TEST === "1";
+test(
+  "a Gateway runs the tools: POST /tools/invoke (OPENCLAW_GATEWAY_TEST=1)",
+  { skip: !GATEWAY && "set OPENCLAW_GATEWAY_TEST=1 (and SECRETS_BIN) to start a Gateway" },
+  async () => {
+    const { spawn, execFileSync } = await import("node:child_process");
+    const { createServer } = await import("node:net");
+    const bin = process.env.SECRETS_BIN || join(ROOT, "..", "..", "build", "secrets");
+    const env = freshHome("gateway");
+    const store = join(scratch, "gateway", "store");
+    mkdirSync(store, { mode: 0o700 });
+    Object.assign(env, {
+      AGENT_SECRETS_HOME: store,
+      OPENCLAW_NO_AUTO_UPDATE: "1",
+      OPENCLAW_DISABLE_BONJOUR: "1",
+      OPENCLAW_SKIP_CHANNELS: "1",
+      OPENCLAW_SKIP_CRON: "1",
+      OPENCLAW_SKIP_GMAIL_WATCHER: "1",
+      OPENCLAW_SKIP_CANVAS_HOST: "1",
+      OPENCLAW_SKIP_BROWSER_CONTROL_SERVER: "1",
+    });
+    delete env.AGENT_SECRETS_SOCKET;
+    let r = await openclaw(["plugins", "install", "--link", "--force", "--accept-capabilities", ROOT], env);
+    assert.equal(r.code, 0, show(r));
+    const config = JSON.parse(readFileSync(env.OPENCLAW_CONFIG_PATH, "utf8"));
+    config.plugins.entries["agent-secrets"].config = { cli_path: bin, client_id_prefix: "gw" };
+    writeFileSync(env.OPENCLAW_CONFIG_PATH, JSON.stringify(config));
+
+    execFileSync(bin, ["init"], { env, stdio: "ignore" });
+    const daemon = spawn(bin, ["serve"], { env, stdio: "ignore" });
+    const port = await new Promise((resolve) => {
+      const s = createServer().listen(0, "127.0.0.1", () => {
+        const p = s.address().port;
+        s.close(() => resolve(p));
+      });
+    });
+    const token = "agent-secrets-test-token";
+    const gateway = spawn(
+      HOST_NODE,
+      [HOST_CLI, "gateway", "run", "--port", String(port), "--bind", "loopback", "--auth", "token", "--token", token, "--allow-unconfigured"],
+      { env, stdio: ["ignore", "pipe", "pipe"] },
+    );
+    let log = "";
+    gateway.stdout.on("data", (d) => (log += d));
+    gateway.stderr.on("data", (d) => (log += d));
+    const invoke = async (tool, args = {}) => {
+      const res = await fetch(`http://127.0.0.1:${port}/tools/invoke`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+        body: JSON.stringify({ tool, args }),
+      });
+      return { status: res.status, body: await res.json() };
+    };
+    try {
+      const deadline = Date.now() + 180_000;
+      for (;;) {
+        assert.equal(gateway.exitCode, null, `the Gateway exited:\n${log}`);
+        if (/\[gateway\] ready/.test(log)) {
+          break;
+        }
+        assert.ok(Date.now() < deadline, `the Gateway did not start within 180 s:\n${log}`);
+        await new Promise((res) => setTimeout(res, 500));
+      }
+      execFileSync(bin, ["add", "--", "gw_key"], { env, input: "gw value 'q' $(x)" });
+
+      let out = await invoke("secrets_status");
+      assert.equal(out.status, 200, JSON.stringify(out.body));
+      assert.equal(out.body.result.details.running, true);
+
+      out = await invoke("secrets_lease", { name: "gw_key", reveal: true, client_id: "t" });
+      assert.equal(out.status, 200, JSON.stringify(out.body));
+      assert.equal(out.body.result.content[0].text, "gw value 'q' $(x)");
+      assert.equal(out.body.result.details.client_id, "gw-t");
+
+      out = await invoke("secrets_revoke", { lease_id: out.body.result.details.lease_id });
+      assert.equal(out.status, 200, JSON.stringify(out.body));
+
+      // A refused call fails (the endpoint hides the message; the Gateway's log has it).
+      out = await invoke("secrets_lease", { name: "--all" });
+      assert.equal(out.body.ok, false);
+      assert.match(log + readFileSync(join(scratch, "gateway", "openclaw.log"), "utf8"), /invalid secret name/);
+    } finally {
+      for (const child of [gateway, daemon]) {
+        if (child.exitCode === null) {
+          const done = new Promise((res) => child.once("exit", res));
+          child.kill("SIGTERM");
+          await done;
+        }
+      }
+    }
+  },
+);
