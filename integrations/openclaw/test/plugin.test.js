@@ -1,6 +1,7 @@
-// The OpenClaw plugin's tools, run through their execute functions against
-// the real `secrets` CLI and a real daemon in a temporary AGENT_SECRETS_HOME.
-// SECRETS_BIN names the binary (ctest sets it).
+// The OpenClaw plugin's tools, as its defineToolPlugin entry registers them,
+// run through their execute functions against the real `secrets` CLI and a
+// real daemon in a temporary AGENT_SECRETS_HOME. SECRETS_BIN names the binary
+// (ctest sets it); OpenClaw's SDK comes from tests/openclaw (make deps).
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +11,11 @@ import { tmpdir } from "node:os";
 import { join, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import plugin, { createTools, TOOL_NAMES } from "../index.js";
+// First the host's resolve hook, then (dynamically, so that the hook sees
+// them) the plugin and the SDK it is written against.
+import "./openclaw-host.mjs";
+const { getToolPluginMetadata } = await import("openclaw/plugin-sdk/tool-plugin");
+const { default: plugin, createTools, TOOL_NAMES } = await import("../index.js");
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, "..");
@@ -89,9 +94,35 @@ test("the manifest, package.json and register() agree on every tool", () => {
   for (const dir of manifest.skills) {
     assert.ok(existsSync(join(ROOT, dir, "SKILL.md")), `skill dir ${dir} has no SKILL.md`);
   }
+  // The plugin ships a copy of the repository's skill (a symlink would break
+  // `openclaw plugins install PATH`, which copies it, and npm pack, which
+  // leaves it out); the copy must not drift.
+  assert.equal(
+    readFileSync(join(ROOT, "skills", "secret-management", "SKILL.md"), "utf8"),
+    readFileSync(join(ROOT, "..", "..", "skills", "secret-management", "SKILL.md"), "utf8"),
+    "integrations/openclaw/skills/secret-management/SKILL.md differs from skills/secret-management/SKILL.md: copy it",
+  );
 
+  // defineToolPlugin's metadata is what `openclaw plugins build` writes.
+  const meta = getToolPluginMetadata(plugin);
+  assert.ok(meta, "index.js's default export is not a defineToolPlugin entry");
+  assert.equal(meta.id, manifest.id);
+  assert.deepEqual(meta.configSchema, manifest.configSchema);
+  assert.deepEqual(meta.tools.map((t) => t.name), manifest.contracts.tools);
+
+  // register() as OpenClaw calls it; a factory registration (secrets_lease)
+  // is a function of the tool context, called here as OpenClaw calls it.
   const registered = [];
-  plugin.register({ pluginConfig: {}, registerTool: (tool, opts) => registered.push([tool, opts]) });
+  plugin.register({
+    pluginConfig: {},
+    registerTool: (tool, opts) => {
+      const made = typeof tool === "function" ? tool({}) : tool;
+      if (opts?.name) {
+        assert.equal(made.name, opts.name);
+      }
+      registered.push([made, opts]);
+    },
+  });
   assert.deepEqual(registered.map(([t]) => t.name).sort(), [...manifest.contracts.tools].sort());
   for (const [tool, opts] of registered) {
     assert.equal(Boolean(opts?.optional), Boolean(manifest.toolMetadata[tool.name]?.optional), tool.name);
@@ -236,4 +267,29 @@ test("status and the killswitch (confirm required)", async () => {
   assert.ok(status().active_leases >= 2);
   await run("secrets_killswitch", { confirm: true });
   assert.equal(status().active_leases, 0);
+});
+
+test("a cancelled call ends the CLI child", async () => {
+  const slow = join(scratch, "slow-secrets");
+  const pidFile = join(scratch, "slow.pid");
+  writeFileSync(slow, `#!/bin/sh\necho $$ > '${pidFile}'\nexec sleep 30\n`, { mode: 0o755 });
+  const t = Object.fromEntries(createTools({ cli_path: slow }).map((x) => [x.name, x]));
+  for (const [name, params] of [
+    ["secrets_status", {}],
+    ["secrets_lease", { name: "k" }],
+  ]) {
+    rmSync(pidFile, { force: true });
+    const ac = new AbortController();
+    const started = Date.now();
+    const call = t[name].execute("c", params, ac.signal);
+    while (!existsSync(pidFile)) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    ac.abort();
+    await assert.rejects(call, /cancelled/, name);
+    assert.ok(Date.now() - started < 10_000, name);
+    const pid = Number(readFileSync(pidFile, "utf8"));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.throws(() => process.kill(pid, 0), /ESRCH/, `${name}: the CLI child still runs`);
+  }
 });
