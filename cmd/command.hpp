@@ -41,6 +41,7 @@ void add_env_commands(CLI::App& app, CommandAction& action); // env, cleanup
 void add_import_command(CLI::App& app, CommandAction& action); // import FILE.env
 void add_openclaw_resolve_command(CLI::App& app, CommandAction& action);
 void add_completion_command(CLI::App& app, CommandAction& action); // bash|zsh|fish, from the whole tree
+void add_man_command(CLI::App& app, CommandAction& action);        // hidden: secrets(1) in roff, from the whole tree
 void add_version_commands(CLI::App& app, CommandAction& action);    // versions, rollback
 void add_hook_commands(CLI::App& app, CommandAction& action);      // hook allow|remove|list (hooks.json), set-hook
 void add_leases_command(CLI::App& app, CommandAction& action);     // leases: the live ones, over secrets.leases

@@ -453,6 +453,7 @@ int run(int argc, char** argv)
   add_hook_commands(app, action);
   add_leases_command(app, action);
   add_completion_command(app, action);
+  add_man_command(app, action);
 
   const std::vector<std::string> typed(argv + std::min(argc, 1), argv + argc);
   // `secrets help [COMMAND]`, as the Go CLI (cobra) has it.

@@ -4,6 +4,7 @@
 // completes secret names from `secrets list`, "file" completes paths and
 // "command" (exec, after --) completes commands.
 
+#include "cmd/cli_model.hpp"
 #include "cmd/command.hpp"
 #include "util/file.hpp"
 
@@ -14,80 +15,6 @@
 namespace cmd {
 
 namespace {
-
-enum class Value { none, any, file };
-
-struct Opt
-{
-  std::vector<std::string> names; // "--ttl", "-o"
-  std::string description;
-  Value value = Value::none;
-};
-
-struct Cmd
-{
-  std::vector<std::string> names; // the name, then its aliases
-  std::string description;
-  std::vector<Opt> options;
-  std::string positional; // "name", "file", "command" or ""
-};
-
-bool visible(const std::string& group)
-{
-  return !group.empty(); // CLI11 hides options and subcommands whose group is ""
-}
-
-std::vector<Opt> options_of(const CLI::App& app)
-{
-  std::vector<Opt> out;
-  for (const CLI::Option* o : app.get_options()) {
-    if (o->get_positional() || !visible(o->get_group())) {
-      continue;
-    }
-    Opt opt;
-    for (const auto& l : o->get_lnames()) {
-      opt.names.push_back("--" + l);
-    }
-    for (const auto& s : o->get_snames()) {
-      opt.names.push_back("-" + s);
-    }
-    opt.description = o->get_description();
-    if (o->get_expected_max() > 0) {
-      const std::string& n = o->get_lnames().empty() ? std::string() : o->get_lnames().front();
-      const bool path = n == "file" || n == "output" || n == "path";
-      opt.value = path ? Value::file : Value::any;
-    }
-    out.push_back(std::move(opt));
-  }
-  return out;
-}
-
-std::vector<Cmd> command_model(CLI::App& app)
-{
-  std::vector<Cmd> out;
-  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
-    if (!visible(sub->get_group())) {
-      continue;
-    }
-    Cmd c;
-    c.names.push_back(sub->get_name());
-    for (const auto& a : sub->get_aliases()) {
-      c.names.push_back(a);
-    }
-    c.description = sub->get_description();
-    c.options = options_of(*sub);
-    for (const CLI::Option* o : sub->get_options()) {
-      if (o->get_positional()) {
-        const std::string& p = o->get_name(true, false);
-        if (p == "name" || p == "file" || p == "command") {
-          c.positional = p;
-        }
-      }
-    }
-    out.push_back(std::move(c));
-  }
-  return out;
-}
 
 std::string join(const std::vector<std::string>& words, const std::string& sep = " ")
 {

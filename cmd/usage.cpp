@@ -1,9 +1,10 @@
 #include "cmd/usage.hpp"
 
+#include "cmd/cli_model.hpp"
+
 #include "config/hooks.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <set>
 #include <sstream>
 
@@ -71,66 +72,12 @@ std::string corrected(std::vector<std::string> args, size_t index, const std::st
   return command_line(args);
 }
 
-// The command list of bare `secrets`, read from the CLI11 tree as the
-// completion scripts are (cmd/completion.cpp): a command or option added
-// there is listed without a second place to remember it. Hidden ones (group
-// "") are left out. Positionals are upper case, optional ones in brackets;
-// a positional that takes several words comes last, after --.
-std::string placeholder(std::string name)
+// The command list of bare `secrets`: the visible leaves of the CLI11 tree
+// (cmd/cli_model.hpp), so a command added there is listed here too.
+void list_commands(CLI::App& app, json& out)
 {
-  for (char& ch : name) {
-    ch = ch == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
-  }
-  return name;
-}
-
-std::string usage_of(const CLI::App& app)
-{
-  std::string usage;
-  std::string rest;
-  const auto add = [&usage](const std::string& word) { usage += " " + word; };
-  for (const CLI::Option* o : app.get_options()) {
-    if (!o->get_positional() || o->get_group().empty()) {
-      continue;
-    }
-    const std::string name = placeholder(o->get_name(true, false));
-    if (o->get_expected_max() > 1) {
-      rest = "-- " + name + "...";
-    } else {
-      add(o->get_required() ? name : "[" + name + "]");
-    }
-  }
-  for (const CLI::Option* o : app.get_options()) {
-    if (o->get_positional() || o->get_group().empty() || o == app.get_help_ptr()) {
-      continue;
-    }
-    const std::string flag =
-      o->get_lnames().empty() ? "-" + o->get_snames().front() : "--" + o->get_lnames().front();
-    std::string word = flag;
-    if (o->get_expected_max() > 0) {
-      word += " " + placeholder(o->get_lnames().empty() ? o->get_snames().front() : o->get_lnames().front());
-    }
-    const bool repeatable = o->get_expected_max() > 1; // a vector: the flag may be given again
-    add(o->get_required() ? word : "[" + word + "]" + (repeatable ? "..." : ""));
-  }
-  if (!rest.empty()) {
-    add(rest);
-  }
-  return usage;
-}
-
-void list_commands(CLI::App& app, const std::string& prefix, json& out)
-{
-  for (CLI::App* sub : app.get_subcommands([](CLI::App*) { return true; })) {
-    if (sub->get_group().empty()) {
-      continue;
-    }
-    const std::string path = prefix + " " + sub->get_name();
-    if (!sub->get_subcommands([](CLI::App*) { return true; }).empty()) {
-      list_commands(*sub, path, out);
-      continue;
-    }
-    out.push_back({{"usage", path + usage_of(*sub)}, {"description", sub->get_description()}});
+  for (const Leaf& leaf : leaf_commands(app)) {
+    out.push_back({{"usage", leaf.usage}, {"description", leaf.description}});
   }
 }
 
@@ -268,7 +215,7 @@ Envelope chained_commands_error(const CLI::App& app, const std::vector<std::stri
 Envelope command_tree(CLI::App& app)
 {
   json commands = json::array();
-  list_commands(app, "secrets", commands);
+  list_commands(app, commands);
   return success_envelope("secrets",
                           {{"description", "agent-secrets: time-bounded leases on age-encrypted secrets"},
                            {"version", AGENT_SECRETS_VERSION},
