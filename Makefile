@@ -4,7 +4,7 @@ JOBS ?= $(shell nproc)
 HOME_DIR ?= $(or $(AGENT_SECRETS_HOME),$(HOME)/.agent-secrets)
 CMAKE_FLAGS ?=
 
-.PHONY: deps build run test asan clean bench
+.PHONY: deps build run test asan clean bench deb
 
 deps:
 	@bash scripts/deps.sh
@@ -24,6 +24,15 @@ run:
 
 test: build
 	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+
+# build/agent-secrets_VERSION_ARCH.deb (cmake/Packaging.cmake): CPack packs the
+# `secrets` of $(BUILD), stripped, with the completions, man page, systemd user
+# units and skill it generates; nothing is compiled a second time.
+deb:
+	@bash scripts/deps.sh --deb
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target secrets package_files
+	@cd $(BUILD) && cpack -G DEB
 
 # The benchmark suite (bench/run.py): fresh daemons in temp homes, a table, bench/results/latest.json.
 bench: deps

@@ -5,9 +5,15 @@
 set -euo pipefail
 
 # `deps.sh --daemon` (make run): only what building `secrets` needs.
+# `deps.sh --deb` (make deb): that, and what CPack's DEB generator runs.
 daemon_only=false
+deb_only=false
 if [[ ${1:-} == --daemon ]]; then
   daemon_only=true
+  shift
+elif [[ ${1:-} == --deb ]]; then
+  daemon_only=true
+  deb_only=true
   shift
 fi
 packages=(
@@ -15,10 +21,16 @@ packages=(
   libsodium-dev libboost-dev nlohmann-json3-dev libcli11-dev
   libcurl4-openssl-dev libspdlog-dev doctest-dev zlib1g-dev
 )
+# CPACK_DEBIAN_PACKAGE_SHLIBDEPS runs dpkg-shlibdeps (dpkg-dev), which needs file.
+deb_packages=(dpkg-dev file)
+if $deb_only; then
+  packages+=("${deb_packages[@]}")
+fi
 if ! $daemon_only; then
   packages+=(
     age bsdutils procps python3 python3-yaml valgrind
     zsh fish # tests/e2e/test_completion.py parses the generated completion scripts
+    "${deb_packages[@]}" man-db # tests/e2e/test_deb.py builds the .deb and renders its man page (man -l)
   )
   # Node.js and npm for the Node tests, unless some node and npm are on PATH already.
   command -v node >/dev/null || packages+=(nodejs)
