@@ -101,7 +101,6 @@ string(JOIN "\n" CPACK_PACKAGE_DESCRIPTION
   "completions, systemd user units and the agent skill.")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
-set(CPACK_OUTPUT_FILE_PREFIX ${CMAKE_BINARY_DIR})
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT) # agent-secrets_0.1.0_amd64.deb
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)  # Depends from dpkg-shlibdeps (needs dpkg-dev and file)
 set(CPACK_DEBIAN_PACKAGE_SECTION utils)

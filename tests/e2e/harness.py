@@ -167,10 +167,12 @@ class Home:
     """A temporary AGENT_SECRETS_HOME plus a separate temp dir for daemon output.
 
     `as_user` is an argv prefix (e.g. setpriv ...) used for init/serve/run when
-    the daemon must run as another user.
+    the daemon must run as another user; `bin` is the binary to run instead of
+    SECRETS_BIN (test_deb.py: the one unpacked from the .deb).
     """
 
-    def __init__(self, init=True, as_user=None):
+    def __init__(self, init=True, as_user=None, bin=None):
+        self.bin = bin or BIN
         self.path = tempfile.mkdtemp(prefix="as-home-")
         os.chmod(self.path, 0o700)
         self.logs = tempfile.mkdtemp(prefix="as-logs-")
@@ -198,7 +200,7 @@ class Home:
     def run(self, *args, input=b"", timeout=CMD_TIMEOUT, env=None, user=True):
         if isinstance(input, str):
             input = input.encode()
-        argv = (self.as_user if user else []) + [BIN] + [str(a) for a in args]
+        argv = (self.as_user if user else []) + [self.bin] + [str(a) for a in args]
         e = dict(self.env)
         if env:
             for k, v in env.items():
@@ -240,7 +242,7 @@ class Home:
         out_path = os.path.join(self.logs, "serve-%d.out" % self._serial)
         err_path = os.path.join(self.logs, "serve-%d.err" % self._serial)
         with open(out_path, "wb") as fo, open(err_path, "wb") as fe:
-            proc = subprocess.Popen(self.as_user + [BIN, "serve"] + list(extra_args), env=self.env,
+            proc = subprocess.Popen(self.as_user + [self.bin, "serve"] + list(extra_args), env=self.env,
                                     stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
                                     start_new_session=True)
         _live_procs.append(proc)
@@ -360,8 +362,8 @@ class E2ETestCase(unittest.TestCase):
         if not (os.path.isfile(BIN) and os.access(BIN, os.X_OK)):
             raise AssertionError("no secrets binary at %s (set SECRETS_BIN)" % BIN)
 
-    def new_home(self, init=True, serve=True, as_user=None):
-        home = Home(init=init, as_user=as_user)
+    def new_home(self, init=True, serve=True, as_user=None, bin=None):
+        home = Home(init=init, as_user=as_user, bin=bin)
         self.addCleanup(home.cleanup)
         if serve:
             home.serve()
