@@ -200,7 +200,10 @@ class Deb(E2ETestCase):
         if os.environ.get("CI") != "true" or os.geteuid() != 0:
             self.skipTest("dpkg -i only in CI (CI=true) as root: never on a developer's machine")
         if run(["dpkg-query", "-W", "agent-secrets"]).returncode == 0:
-            self.fail("agent-secrets is already installed here: this test would remove it")
+            self.fail("agent-secrets is already installed here, and this test would remove it: dpkg -r agent-secrets")
+        for name in FILES:
+            # Not ours to overwrite, then remove (a copy installed by hand, say).
+            self.assertFalse(os.path.exists("/" + name), "/%s exists: this test would replace it" % name)
         self.addCleanup(run, ["dpkg", "-r", "agent-secrets"])
         p = run(["dpkg", "-i", self.deb])
         self.assertEqual(p.returncode, 0, p.stderr.decode())
