@@ -29,6 +29,8 @@ int exit_for_rpc(int code)
   case rpc::code::unauthorized:
   case rpc::code::killswitch_tripped:
     return exit_code::denied;
+  case rpc::code::locked:
+    return exit_code::locked;
   case rpc::code::invalid_params:
     return exit_code::usage;
   default:

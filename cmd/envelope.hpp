@@ -23,6 +23,8 @@ constexpr int usage = 2;
 constexpr int daemon_down = 3;
 constexpr int not_found = 4;
 constexpr int denied = 5;
+// 6 is `scan`: leaks found (DESIGN.md section 14).
+constexpr int locked = 7; // the store is locked: secrets unlock
 } // namespace exit_code
 
 struct Action

@@ -71,7 +71,7 @@ util::UniqueFd lock_pid_file(const util::Paths& paths)
     while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) {
       pid.pop_back();
     }
-    throw util::Error(server::errc::store_locked,
+    throw util::Error(util::Errc::already_exists,
                       "a daemon is already running" + (pid.empty() ? std::string() : " (pid " + pid + ")"),
                       "secrets status");
   }
@@ -122,7 +122,7 @@ asio::local::stream_protocol::acceptor bind_socket(asio::io_context& io, const s
     boost::system::error_code ec;
     probe.connect(stream_protocol::endpoint(path), ec);
     if (!ec) {
-      throw util::Error(server::errc::store_locked, "another daemon is listening on " + path, "secrets status");
+      throw util::Error(util::Errc::already_exists, "another daemon is listening on " + path, "secrets status");
     }
     unlink_socket_file(path); // stale: its daemon is gone
   }

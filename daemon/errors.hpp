@@ -1,9 +1,9 @@
 #pragma once
 // The daemon's own failures (util/error.hpp), valued as their JSON-RPC codes
 // of DESIGN.md section 4. They are the daemon's because only the daemon
-// decides them: the killswitch's state and the store's lock live in
-// server::State, and a rotation fails as the daemon reports it (rotation/
-// only runs the hook and says how it ended).
+// decides them: the killswitch's state lives in server::State, and a
+// rotation fails as the daemon reports it (rotation/ only runs the hook and
+// says how it ended). The store's lock is the store's: store/identity.hpp.
 
 #include "util/error.hpp"
 
@@ -11,6 +11,5 @@ namespace server::errc {
 
 inline constexpr util::Errc rotation_failed = util::layer_errc(-32003);    // "rotation_failed"
 inline constexpr util::Errc killswitch_tripped = util::layer_errc(-32011); // "killswitch_tripped"
-inline constexpr util::Errc store_locked = util::layer_errc(-32012);       // "store_locked"
 
 } // namespace server::errc

@@ -56,8 +56,8 @@ const char* name_for(int c)
     return "already_exists";
   case code::killswitch_tripped:
     return "killswitch_tripped";
-  case code::store_locked:
-    return "store_locked";
+  case code::locked:
+    return "locked";
   default:
     return "internal_error";
   }

@@ -30,7 +30,7 @@ constexpr int decryption = -32005;
 constexpr int unauthorized = -32006;
 constexpr int already_exists = -32010;
 constexpr int killswitch_tripped = -32011;
-constexpr int store_locked = -32012;
+constexpr int locked = -32012;
 } // namespace code
 
 int code_for(util::Errc errc);

@@ -1,6 +1,7 @@
 #include "store/store.hpp"
 
 #include "store/age/primitives.hpp"
+#include "store/identity.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
 #include "util/time.hpp"
@@ -172,17 +173,6 @@ AuditKey audit_key_from_json(const json& j, const std::string& path, const std::
   return key;
 }
 
-// An age-encrypted identity (init --passphrase, or `age -p` by hand).
-bool is_age_file(std::string_view text)
-{
-  const auto start = text.find_first_not_of(" \t\r\n");
-  if (start == std::string_view::npos) {
-    return false;
-  }
-  text.remove_prefix(start);
-  return text.starts_with("age-encryption.org/") || text.starts_with("-----BEGIN AGE ENCRYPTED FILE-----");
-}
-
 } // namespace
 
 bool is_valid_name(std::string_view name)
@@ -200,7 +190,8 @@ bool is_valid_name(std::string_view name)
   return true;
 }
 
-std::string Store::init(const util::Paths& paths, const util::Clock& clock)
+std::string Store::init(const util::Paths& paths, const util::Clock& clock,
+                        std::optional<std::string_view> passphrase)
 {
   util::ensure_private_dir(paths.home);
   if (auto problem = util::permission_problem(paths.home, true)) {
@@ -222,34 +213,23 @@ std::string Store::init(const util::Paths& paths, const util::Clock& clock)
   Store empty(paths, clock, {recipient});
   empty.persist();
   const auto file = age::format_identity_file(identity, clock.now());
-  util::write_file_atomic(paths.identity, file.view());
+  write_identity(paths, file, passphrase);
   return recipient.encode();
 }
 
 std::unique_ptr<Store> Store::open(const util::Paths& paths, const util::Clock& clock)
 {
   util::check_home(paths);
-  const auto identity_text = util::read_file_if_exists(paths.identity);
-  if (!identity_text) {
-    throw Error(Errc::decryption, "no identity at " + paths.identity, "secrets init");
+  if (identity_is_protected(paths)) {
+    throw Error(errc::locked, paths.identity + " is passphrase-protected: the store is locked", "secrets unlock");
   }
-  // The identity file holds the private key: keep it only as long as needed.
-  std::string text = *identity_text;
-  WipeOnExit wipe_text{text};
-  if (is_age_file(text)) {
-    throw Error(Errc::decryption, paths.identity + " is passphrase-protected, which this version cannot unlock",
-                "age -d -o identity.plain " + paths.identity + " && mv identity.plain " + paths.identity);
-  }
-  std::vector<age::X25519Identity> identities;
-  try {
-    identities = age::parse_identity_file(text);
-  } catch (const age::Error& e) {
-    throw Error(Errc::decryption, std::string("failed to read identity ") + paths.identity + ": " + e.what(),
-                "restore " + paths.identity + " from a backup");
-  }
-  if (identities.empty()) {
-    throw Error(Errc::decryption, "no identity in " + paths.identity, "restore " + paths.identity + " from a backup");
-  }
+  return open(paths, clock, parse_identities(read_identity_text(paths, std::nullopt), paths.identity));
+}
+
+std::unique_ptr<Store> Store::open(const util::Paths& paths, const util::Clock& clock,
+                                   const std::vector<age::X25519Identity>& identities)
+{
+  util::check_home(paths);
   std::vector<age::X25519Recipient> recipients;
   recipients.push_back(identities.front().recipient());
   std::unique_ptr<Store> store(new Store(paths, clock, std::move(recipients)));

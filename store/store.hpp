@@ -107,9 +107,16 @@ class Store
 public:
   // Creates the home directory (0700), identity.age and an empty secrets.age.
   // Refuses if identity.age already exists. Returns the public key.
-  static std::string init(const util::Paths& paths, const util::Clock& clock);
+  // With a passphrase, identity.age is protected by it (store/identity.hpp).
+  static std::string init(const util::Paths& paths, const util::Clock& clock,
+                          std::optional<std::string_view> passphrase = std::nullopt);
 
+  // Reads identity.age in the clear; throws errc::locked (fix: secrets
+  // unlock) if it is passphrase-protected.
   static std::unique_ptr<Store> open(const util::Paths& paths, const util::Clock& clock);
+  // Opens with identities the caller already holds (unlocked with a passphrase).
+  static std::unique_ptr<Store> open(const util::Paths& paths, const util::Clock& clock,
+                                     const std::vector<age::X25519Identity>& identities);
 
   const Secret* find(const std::string& name) const;
   std::vector<SecretInfo> list() const;

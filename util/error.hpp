@@ -18,7 +18,8 @@ namespace util {
 // rpc::code_for can put it on the wire without knowing the layer:
 //   lease/table.hpp      lease::errc::not_found (-32001), lease::errc::ended (-32002)
 //   daemon/errors.hpp    server::errc::rotation_failed (-32003),
-//                        server::errc::killswitch_tripped (-32011), server::errc::store_locked (-32012)
+//                        server::errc::killswitch_tripped (-32011)
+//   store/identity.hpp   store::errc::locked (-32012)
 // One type for all of them, so util::Error stays one exception and a caller
 // tests `e.code() == lease::errc::ended` as before.
 enum class Errc : int {

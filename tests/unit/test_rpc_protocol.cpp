@@ -7,6 +7,7 @@
 #include "daemon/errors.hpp"
 #include "lease/table.hpp"
 #include "rpc/protocol.hpp"
+#include "store/identity.hpp"
 #include "util/error.hpp"
 
 #include <doctest/doctest.h>
@@ -49,7 +50,7 @@ const std::vector<Row> k_layers = {
   {lease::errc::ended, "lease::errc::ended", -32002, "lease_ended", 1},
   {server::errc::rotation_failed, "server::errc::rotation_failed", -32003, "rotation_failed", 1},
   {server::errc::killswitch_tripped, "server::errc::killswitch_tripped", -32011, "killswitch_tripped", 5},
-  {server::errc::store_locked, "server::errc::store_locked", -32012, "store_locked", 1},
+  {store::errc::locked, "store::errc::locked", -32012, "locked", 7},
 };
 
 cmd::Failure failure_of(auto thrower)
@@ -112,7 +113,7 @@ TEST_CASE("rpc protocol: rpc's client-side names are the layers' own codes")
   CHECK(rpc::code::lease_ended == util::layer_rpc_code(lease::errc::ended));
   CHECK(rpc::code::rotation_failed == util::layer_rpc_code(server::errc::rotation_failed));
   CHECK(rpc::code::killswitch_tripped == util::layer_rpc_code(server::errc::killswitch_tripped));
-  CHECK(rpc::code::store_locked == util::layer_rpc_code(server::errc::store_locked));
+  CHECK(rpc::code::locked == util::layer_rpc_code(store::errc::locked));
 }
 
 TEST_CASE("rpc protocol: the JSON-RPC codes of its own and their names")
@@ -171,7 +172,7 @@ TEST_CASE("rpc protocol: an error carries code, message and data.code, and data.
   CHECK(no_fix["error"]["data"] == json{{"code", "parse_error"}});
 
   // Every code's name goes into data.code.
-  for (const int code : {rpc::code::secret_not_found, rpc::code::unauthorized, rpc::code::store_locked, -32099}) {
+  for (const int code : {rpc::code::secret_not_found, rpc::code::unauthorized, rpc::code::locked, -32099}) {
     CHECK(rpc::make_error(1, code, "m")["error"]["data"]["code"] == rpc::name_for(code));
   }
 }
