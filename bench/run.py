@@ -33,7 +33,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LEVELS = (0, 10_000, 100_000)
 CLIENTS = (1, 8, 64)
 MODES = ("persistent", "connect")
-SUITES = ("leases", "store", "proxy")
+SUITES = ("leases", "store", "proxy", "identity")
 PROXY_CLIENTS = (1, 16)
 
 ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -474,6 +474,36 @@ def table():
     return "\n".join(lines)
 
 
+def suite_identity():
+    """A passphrase-protected identity.age (scrypt, work factor 2^18, as `age -p`):
+    the start of `serve --passphrase-fd 0` until secrets.status answers (the
+    unwrap is most of it), and the daemon's idle RSS after it (scrypt's 256 MiB
+    must be given back)."""
+    home = new_home()
+    passphrase = "bench passphrase, not a secret"
+    try:
+        home.run_json("passphrase", "set", "--new-passphrase-fd", "0", input=passphrase)
+        log("a protected identity: cold starts with the passphrase on a pipe")
+        ready, rss = [], []
+        for _ in range(opts.runs):
+            r, w = os.pipe()
+            os.write(w, passphrase.encode())
+            os.close(w)
+            t0 = time.monotonic()
+            d = home.start(["--passphrase-fd", "0"], stdin=r)
+            os.close(r)
+            home.wait_ready(d, timeout=60)
+            ready.append((time.monotonic() - t0) * 1000)
+            time.sleep(1.0)  # idle: what it keeps once the start is over
+            rss.append(rss_kib(d.pid) / 1024)
+            home.daemon = d
+            home.stop()
+        figure("start.protected", "daemon start, passphrase-protected identity", "ms", ready)
+        figure("rss.protected", "daemon RSS idle after unwrapping the identity", "MiB", rss)
+    finally:
+        home.cleanup()
+
+
 def main():
     os.makedirs(opts.tmp, exist_ok=True)
     if "leases" in only or "store" in only:
@@ -485,6 +515,8 @@ def main():
     if "proxy" in only:
         log("proxy overhead against the same upstream, direct")
         suite_proxy()
+    if "identity" in only:
+        suite_identity()
     report = {"when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
               "machine": machine(), "runs": opts.runs, "seconds_per_run": opts.seconds,
               "elapsed_s": round(time.monotonic() - T0, 1), "figures": figures}

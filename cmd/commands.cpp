@@ -306,7 +306,7 @@ int run(int argc, char** argv)
                   "exit with an error if the proxy cannot start, rather than serve without it");
   serve->callback([&] {
     action = [&] {
-      server::serve(util::default_paths(), server::ServeOptions{o.require_proxy});
+      server::serve(util::default_paths(), server::ServeOptions{o.require_proxy, nullptr});
       return Outcome{nullptr};
     };
   });

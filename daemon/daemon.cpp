@@ -1,6 +1,7 @@
 #include "daemon/daemon.hpp"
 
 #include "daemon/audit_chain.hpp"
+#include "store/identity.hpp"
 #include "daemon/session.hpp"
 #include "daemon/snapshot.hpp"
 #include "daemon/state.hpp"
@@ -230,6 +231,25 @@ void snapshot_loop(asio::steady_timer& timer, State& state)
   });
 }
 
+// The store, with identity.age read in the clear or, when it is
+// passphrase-protected, unwrapped with the passphrase the CLI asked for (the
+// passphrase and the identity text are wiped as they go out of scope).
+std::unique_ptr<store::Store> open_store(const util::Paths& paths, const util::Clock& clock,
+                                         const ServeOptions& options)
+{
+  if (::access(paths.identity.c_str(), F_OK) != 0 || !store::identity_is_protected(paths)) {
+    return store::Store::open(paths, clock); // a missing identity gets the store's own error
+  }
+  if (!options.passphrase) {
+    throw util::Error(store::errc::locked, paths.identity + " is passphrase-protected",
+                      "start the daemon in a terminal (secrets serve), or give it the passphrase on a file "
+                      "descriptor: secrets serve --passphrase-fd 3 3<FILE");
+  }
+  const store::age::SecretBuffer passphrase = options.passphrase();
+  const store::age::SecretBuffer text = store::read_identity_text(paths, passphrase.view());
+  return store::Store::open(paths, clock, store::parse_identities(text, paths.identity));
+}
+
 } // namespace
 
 void serve(const util::Paths& home_paths, const ServeOptions& options)
@@ -251,7 +271,7 @@ void serve(const util::Paths& home_paths, const ServeOptions& options)
   remove_stale_temp_files(paths);
   // Then the store: permission and decryption problems stop us before the
   // socket, the log or the audit log are touched.
-  auto store = store::Store::open(paths, clock);
+  auto store = open_store(paths, clock, options);
   setup_logging(paths);
 
   asio::io_context io;

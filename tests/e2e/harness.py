@@ -236,14 +236,15 @@ class Home:
         return self.run_json("status")
 
     # daemon
-    def start(self, extra_args=()):
-        """Starts `secrets serve` without waiting for it."""
+    def start(self, extra_args=(), stdin=subprocess.DEVNULL):
+        """Starts `secrets serve` without waiting for it (`stdin`: a file or fd for
+        `serve --passphrase-fd 0`)."""
         self._serial += 1
         out_path = os.path.join(self.logs, "serve-%d.out" % self._serial)
         err_path = os.path.join(self.logs, "serve-%d.err" % self._serial)
         with open(out_path, "wb") as fo, open(err_path, "wb") as fe:
             proc = subprocess.Popen(self.as_user + [self.bin, "serve"] + list(extra_args), env=self.env,
-                                    stdin=subprocess.DEVNULL, stdout=fo, stderr=fe,
+                                    stdin=stdin, stdout=fo, stderr=fe,
                                     start_new_session=True)
         _live_procs.append(proc)
         d = Daemon(proc, out_path, err_path)
