@@ -2,6 +2,8 @@
 
 #include "cmd/command.hpp"
 #include "cmd/mcp.hpp"
+#include "cmd/passphrase.hpp"
+#include "cmd/passphrase_input.hpp"
 #include "cmd/usage.hpp"
 #include "config/config.hpp"
 #include "daemon/daemon.hpp"
@@ -147,19 +149,33 @@ struct Options
   bool reset = false;
   bool warnings_only = false;
   bool require_proxy = false;
+  bool passphrase = false;
+  int passphrase_fd = -1; // -1: not given
 };
 
-Outcome do_init()
+Outcome do_init(const Options& o)
 {
   util::SystemClock clock;
   const auto paths = util::default_paths();
-  const auto recipient = store::Store::init(paths, clock);
+  std::string recipient;
+  const bool with_passphrase = o.passphrase || o.passphrase_fd >= 0;
+  if (with_passphrase) {
+    const auto pass = read_passphrase(o.passphrase_fd >= 0 ? std::optional<int>(o.passphrase_fd) : std::nullopt,
+                                      "new passphrase for identity.age", true);
+    recipient = store::Store::init(paths, clock, pass.view());
+  } else {
+    recipient = store::Store::init(paths, clock);
+  }
   return {success_envelope("secrets init",
                            {{"success", true},
-                            {"message", "store initialized"},
+                            {"message", with_passphrase ? "store initialized; identity.age is protected by a passphrase"
+                                                        : "store initialized"},
                             {"directory", paths.home},
-                            {"public_key", recipient}},
-                           {{"secrets serve &", "start the daemon (make run starts it for you)"},
+                            {"public_key", recipient},
+                            {"protected", with_passphrase}},
+                           {{with_passphrase ? "secrets serve & secrets unlock" : "secrets serve &",
+                             with_passphrase ? "start the daemon (it starts locked), then unlock it"
+                                             : "start the daemon (make run starts it for you)"},
                             {"printf %s \"$VALUE\" | secrets add NAME", "add a secret (value on stdin)"}})};
 }
 
@@ -299,7 +315,11 @@ int run(int argc, char** argv)
   std::string command = "secrets";
 
   auto* init = app.add_subcommand("init", "create the identity and the encrypted store");
-  init->callback([&] { action = do_init; });
+  init->add_flag("--passphrase", o.passphrase,
+                 "protect identity.age with a passphrase (asked on the terminal, or pinentry)");
+  init->add_option("--passphrase-fd", o.passphrase_fd, "read the new passphrase from this descriptor (implies --passphrase)")
+    ->check(CLI::NonNegativeNumber);
+  init->callback([&] { action = [&] { return do_init(o); }; });
 
   auto* serve = app.add_subcommand("serve", "run the daemon in the foreground");
   serve->add_flag("--require-proxy", o.require_proxy,
@@ -452,6 +472,7 @@ int run(int argc, char** argv)
   add_openclaw_resolve_command(app, action);
   add_hook_commands(app, action);
   add_leases_command(app, action);
+  add_passphrase_commands(app, action);
   add_completion_command(app, action);
   add_man_command(app, action);
 

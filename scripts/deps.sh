@@ -28,7 +28,7 @@ if $deb_only; then
 fi
 if ! $daemon_only; then
   packages+=(
-    age bsdutils procps python3 python3-yaml valgrind
+    age pinentry-tty bsdutils procps python3 python3-yaml valgrind
     zsh fish # tests/e2e/test_completion.py parses the generated completion scripts
     "${deb_packages[@]}" man-db # tests/e2e/test_deb.py builds the .deb and renders its man page (man -l)
   )
