@@ -173,8 +173,9 @@ Outcome do_init(const Options& o)
                             {"directory", paths.home},
                             {"public_key", recipient},
                             {"protected", with_passphrase}},
-                           {{with_passphrase ? "secrets serve & secrets unlock" : "secrets serve &",
-                             with_passphrase ? "start the daemon (it starts locked), then unlock it"
+                           {{with_passphrase ? "secrets serve" : "secrets serve &",
+                             with_passphrase ? "start the daemon in a terminal: it asks for the passphrase once "
+                                               "(or: secrets serve --passphrase-fd 3 3<FILE &)"
                                              : "start the daemon (make run starts it for you)"},
                             {"printf %s \"$VALUE\" | secrets add NAME", "add a secret (value on stdin)"}})};
 }
@@ -324,9 +325,18 @@ int run(int argc, char** argv)
   auto* serve = app.add_subcommand("serve", "run the daemon in the foreground");
   serve->add_flag("--require-proxy", o.require_proxy,
                   "exit with an error if the proxy cannot start, rather than serve without it");
+  serve->add_option("--passphrase-fd", o.passphrase_fd,
+                    "read identity.age's passphrase from this descriptor (else the terminal, or pinentry)")
+    ->check(CLI::NonNegativeNumber);
   serve->callback([&] {
     action = [&] {
-      server::serve(util::default_paths(), server::ServeOptions{o.require_proxy, nullptr});
+      // Asked only when identity.age is protected, by the daemon's process
+      // once it is non-dumpable (server::serve).
+      auto passphrase = [&] {
+        return read_passphrase(o.passphrase_fd >= 0 ? std::optional<int>(o.passphrase_fd) : std::nullopt,
+                               "passphrase for identity.age", false);
+      };
+      server::serve(util::default_paths(), server::ServeOptions{o.require_proxy, passphrase});
       return Outcome{nullptr};
     };
   });

@@ -140,7 +140,7 @@ class ProtectedIdentity(E2ETestCase):
         env = r.env_err
         self.assertIsNotNone(env, r)
         self.assertIs(env["ok"], False)
-        self.assertIn("passphrase-protected", env["error"]["message"])
+        self.assertIn("no passphrase", env["error"]["message"])
         self.assertIn("--passphrase-fd", env["fix"])
         self.assertFalse(os.path.exists(home.socket))
 
