@@ -88,11 +88,12 @@ public:
     termios quiet = m_saved;
     quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO | ECHOE | ECHOK | ECHONL);
     quiet.c_lflag |= ICANON;
-    if (::tcsetattr(fd, TCSAFLUSH, &quiet) != 0) {
+    // TCSANOW, not TCSAFLUSH: typed-ahead input is the answer, not noise.
+    if (::tcsetattr(fd, TCSANOW, &quiet) != 0) {
       util::throw_errno("failed to turn the terminal's echo off");
     }
   }
-  ~EchoOff() { ::tcsetattr(m_fd, TCSAFLUSH, &m_saved); }
+  ~EchoOff() { ::tcsetattr(m_fd, TCSANOW, &m_saved); }
   EchoOff(const EchoOff&) = delete;
   EchoOff& operator=(const EchoOff&) = delete;
 
@@ -103,12 +104,13 @@ private:
 
 SecretBuffer read_tty_line(int tty, std::string_view prompt)
 {
-  util::write_all(tty, std::string(prompt) + ": ", "the terminal");
   SecretBuffer out(k_max_passphrase + 1);
   size_t at = 0;
   bool too_long = false;
   {
     EchoOff quiet(tty);
+    // The prompt comes once echo is off, so nothing typed after it is shown.
+    util::write_all(tty, std::string(prompt) + ": ", "the terminal");
     for (;;) {
       uint8_t byte = 0;
       const ssize_t n = read_byte(tty, byte);
