@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <iterator>
 #include <cstdlib>
 #include <string>
 
@@ -76,30 +78,64 @@ SecretBuffer read_from_fd(int fd)
   return out;
 }
 
-// Echo off on the terminal for as long as it lives, restored however we leave.
+// The terminal's settings to put back if a signal ends us while echo is off
+// (Ctrl-C at the prompt): tcsetattr is async-signal-safe.
+int g_echo_fd = -1;
+termios g_echo_saved{};
+constexpr int k_ending_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+extern "C" void restore_echo_and_reraise(int signo)
+{
+  if (g_echo_fd >= 0) {
+    ::tcsetattr(g_echo_fd, TCSANOW, &g_echo_saved);
+  }
+  ::signal(signo, SIG_DFL);
+  ::raise(signo);
+}
+
+// Echo off on the terminal for as long as it lives, restored however we
+// leave: an exception, or one of k_ending_signals.
 class EchoOff
 {
 public:
-  explicit EchoOff(int fd) : m_fd(fd)
+  explicit EchoOff(int fd)
   {
-    if (::tcgetattr(fd, &m_saved) != 0) {
+    if (::tcgetattr(fd, &g_echo_saved) != 0) {
       util::throw_errno("failed to read the terminal's settings");
     }
-    termios quiet = m_saved;
+    g_echo_fd = fd;
+    struct sigaction sa{};
+    sa.sa_handler = restore_echo_and_reraise;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < std::size(k_ending_signals); ++i) {
+      ::sigaction(k_ending_signals[i], &sa, &m_old[i]);
+    }
+    termios quiet = g_echo_saved;
     quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO | ECHOE | ECHOK | ECHONL);
     quiet.c_lflag |= ICANON;
     // TCSANOW, not TCSAFLUSH: typed-ahead input is the answer, not noise.
     if (::tcsetattr(fd, TCSANOW, &quiet) != 0) {
+      const int saved_errno = errno;
+      restore();
+      errno = saved_errno;
       util::throw_errno("failed to turn the terminal's echo off");
     }
   }
-  ~EchoOff() { ::tcsetattr(m_fd, TCSANOW, &m_saved); }
+  ~EchoOff() { restore(); }
   EchoOff(const EchoOff&) = delete;
   EchoOff& operator=(const EchoOff&) = delete;
 
 private:
-  int m_fd;
-  termios m_saved{};
+  void restore()
+  {
+    ::tcsetattr(g_echo_fd, TCSANOW, &g_echo_saved);
+    g_echo_fd = -1;
+    for (size_t i = 0; i < std::size(k_ending_signals); ++i) {
+      ::sigaction(k_ending_signals[i], &m_old[i], nullptr);
+    }
+  }
+
+  struct sigaction m_old[std::size(k_ending_signals)]{};
 };
 
 SecretBuffer read_tty_line(int tty, std::string_view prompt)

@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 import unittest
 
@@ -251,6 +252,31 @@ class PassphraseTest(E2ETestCase):
         self.assertEqual(rc, 0, said)
         self.assertNotIn(NEW.encode(), said)  # never echoed
         self.assertTrue(self.opens_with(home, NEW))
+
+    def test_ctrl_c_at_the_prompt_gives_the_echo_back(self):
+        home = self.new_home(init=False, serve=False)
+        pid, master = pty.fork()
+        if pid == 0:
+            try:
+                os.execve(home.bin, [home.bin, "init", "--passphrase"], dict(home.env))
+            finally:
+                os._exit(127)
+        seen = bytearray()
+        try:
+            self.assertTrue(read_until(master, b"new passphrase", seen), seen)
+            self.assertFalse(termios.tcgetattr(master)[3] & termios.ECHO)  # off while it asks
+            os.write(master, b"\x03")  # ^C: SIGINT from the line discipline
+            drain(master, seen)
+            _, status = os.waitpid(pid, 0)
+            pid = 0
+            self.assertEqual(os.waitstatus_to_exitcode(status), -signal.SIGINT)
+            self.assertTrue(termios.tcgetattr(master)[3] & termios.ECHO, "echo left off after ^C")
+        finally:
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            os.close(master)
+        self.assertFalse(os.path.exists(home.file("identity.age")))
 
     @unittest.skipUnless(os.path.exists("/usr/bin/pinentry-tty"), "pinentry-tty is not installed (make deps)")
     def test_pinentry_without_a_terminal(self):
