@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
+#include <iterator>
 #include <cstdlib>
 #include <string>
 
@@ -76,39 +78,75 @@ SecretBuffer read_from_fd(int fd)
   return out;
 }
 
-// Echo off on the terminal for as long as it lives, restored however we leave.
+// The terminal's settings to put back if a signal ends us while echo is off
+// (Ctrl-C at the prompt): tcsetattr is async-signal-safe.
+int g_echo_fd = -1;
+termios g_echo_saved{};
+constexpr int k_ending_signals[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+
+extern "C" void restore_echo_and_reraise(int signo)
+{
+  if (g_echo_fd >= 0) {
+    ::tcsetattr(g_echo_fd, TCSANOW, &g_echo_saved);
+  }
+  ::signal(signo, SIG_DFL);
+  ::raise(signo);
+}
+
+// Echo off on the terminal for as long as it lives, restored however we
+// leave: an exception, or one of k_ending_signals.
 class EchoOff
 {
 public:
-  explicit EchoOff(int fd) : m_fd(fd)
+  explicit EchoOff(int fd)
   {
-    if (::tcgetattr(fd, &m_saved) != 0) {
+    if (::tcgetattr(fd, &g_echo_saved) != 0) {
       util::throw_errno("failed to read the terminal's settings");
     }
-    termios quiet = m_saved;
+    g_echo_fd = fd;
+    struct sigaction sa{};
+    sa.sa_handler = restore_echo_and_reraise;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < std::size(k_ending_signals); ++i) {
+      ::sigaction(k_ending_signals[i], &sa, &m_old[i]);
+    }
+    termios quiet = g_echo_saved;
     quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO | ECHOE | ECHOK | ECHONL);
     quiet.c_lflag |= ICANON;
-    if (::tcsetattr(fd, TCSAFLUSH, &quiet) != 0) {
+    // TCSANOW, not TCSAFLUSH: typed-ahead input is the answer, not noise.
+    if (::tcsetattr(fd, TCSANOW, &quiet) != 0) {
+      const int saved_errno = errno;
+      restore();
+      errno = saved_errno;
       util::throw_errno("failed to turn the terminal's echo off");
     }
   }
-  ~EchoOff() { ::tcsetattr(m_fd, TCSAFLUSH, &m_saved); }
+  ~EchoOff() { restore(); }
   EchoOff(const EchoOff&) = delete;
   EchoOff& operator=(const EchoOff&) = delete;
 
 private:
-  int m_fd;
-  termios m_saved{};
+  void restore()
+  {
+    ::tcsetattr(g_echo_fd, TCSANOW, &g_echo_saved);
+    g_echo_fd = -1;
+    for (size_t i = 0; i < std::size(k_ending_signals); ++i) {
+      ::sigaction(k_ending_signals[i], &m_old[i], nullptr);
+    }
+  }
+
+  struct sigaction m_old[std::size(k_ending_signals)]{};
 };
 
 SecretBuffer read_tty_line(int tty, std::string_view prompt)
 {
-  util::write_all(tty, std::string(prompt) + ": ", "the terminal");
   SecretBuffer out(k_max_passphrase + 1);
   size_t at = 0;
   bool too_long = false;
   {
     EchoOff quiet(tty);
+    // The prompt comes once echo is off, so nothing typed after it is shown.
+    util::write_all(tty, std::string(prompt) + ": ", "the terminal");
     for (;;) {
       uint8_t byte = 0;
       const ssize_t n = read_byte(tty, byte);

@@ -197,7 +197,7 @@ class Home:
         return self.file(SOCKET_NAME)
 
     # CLI
-    def run(self, *args, input=b"", timeout=CMD_TIMEOUT, env=None, user=True):
+    def run(self, *args, input=b"", timeout=CMD_TIMEOUT, env=None, user=True, pass_fds=()):
         if isinstance(input, str):
             input = input.encode()
         argv = (self.as_user if user else []) + [self.bin] + [str(a) for a in args]
@@ -209,7 +209,7 @@ class Home:
                 else:
                     e[k] = v
         p = subprocess.run(argv, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env=e, timeout=timeout)
+                           env=e, timeout=timeout, pass_fds=pass_fds)
         return Result(list(args), p.returncode, p.stdout, p.stderr)
 
     def run_json(self, *args, **kw):
