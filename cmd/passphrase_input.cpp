@@ -4,7 +4,6 @@
 #include "util/file.hpp"
 #include "util/spawn.hpp"
 
-#include <sodium.h>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -178,7 +177,8 @@ SecretBuffer read_tty_line(int tty, std::string_view prompt)
 
 bool same(const SecretBuffer& a, const SecretBuffer& b)
 {
-  return a.size() == b.size() && (a.empty() || sodium_memcmp(a.data(), b.data(), a.size()) == 0);
+  // Not constant-time, and need not be: both are what the user just typed.
+  return a.view() == b.view();
 }
 
 SecretBuffer read_from_tty(int tty, std::string_view prompt, bool confirm_new)

@@ -233,13 +233,6 @@ class PassphraseTest(E2ETestCase):
         self.assertIn("--passphrase-fd 3 3<file", env["fix"])
         self.assertFalse(os.path.exists(home.file("identity.age")))
 
-    def test_unlock_checks_its_durations_before_anything(self):
-        home = self.new_home(init=False, serve=False)
-        for flag in ("--idle", "--max"):
-            r = run_fds(home, "unlock", flag, "soon", "--passphrase-fd", "{0}", values=[PASS])
-            env = self.assert_err(r, rc=2, code="invalid_params")
-            self.assertIn(flag, env["error"]["message"])
-
     def test_the_terminal_asks_twice_without_echo(self):
         home = self.new_home(init=False, serve=False)
         argv = [home.bin, "init", "--passphrase"]
