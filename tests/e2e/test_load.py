@@ -171,7 +171,9 @@ class Load(E2ETestCase):
             t.join()
         elapsed = time.monotonic() - start
         self.assertEqual(errors, [])
-        self.assertTrue(wait_until(lambda: fd_count(self.pid) == base, 30),
+        # At most as many as before: a descriptor open for a moment when `base`
+        # was counted (a snapshot or anchor write) may be closed by now.
+        self.assertTrue(wait_until(lambda: fd_count(self.pid) <= base, 30),
                         "fd count %d, was %d" % (fd_count(self.pid), base))
         self.assertTrue(home.daemon.alive())
         print("\nconnections: %d in %.1fs (%.0f/s), daemon fds %d before, peak %d, %d after"
