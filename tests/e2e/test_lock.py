@@ -81,6 +81,12 @@ class Lock(E2ETestCase):
         r = home.run("exec", "--secret", "api_key=K", "--", "touch", marker)
         self.assertEqual(r.rc, LOCKED, r)
         self.assertFalse(os.path.exists(marker))
+        # env writes no file.
+        work = tempfile.mkdtemp(prefix="as-lock-env-")
+        self.addCleanup(os.rmdir, work)
+        r = home.run("env", "--output", os.path.join(work, ".env"), "--secret", "api_key=K")
+        self.assertEqual(r.rc, LOCKED, r)
+        self.assertEqual(os.listdir(work), [])
         # Still served: status (above), health, audit, revoke, and the lease granted before keeps its id.
         self.assertIsNone(home.run_json("health")["total_secrets"])
         self.assertIn("lock", [e["action"] for e in home.audit_entries()])
