@@ -1,12 +1,16 @@
 // `secrets passphrase set|change|remove` (identity.age, on disk, no daemon
-// needed), issue 19 and DESIGN.md section 11. The passphrase comes from
+// needed) and `secrets unlock` / `secrets lock` (the daemon's lock), issue 19
+// and DESIGN.md section 11. The passphrase comes from
 // cmd/passphrase_input (fd, terminal, pinentry), never argv or environment.
 
 #include "cmd/passphrase.hpp"
 #include "cmd/passphrase_input.hpp"
 #include "store/identity.hpp"
+#include "util/duration.hpp"
 #include "util/error.hpp"
 #include "util/paths.hpp"
+
+#include <string.h> // explicit_bzero
 
 namespace cmd {
 
@@ -18,6 +22,8 @@ struct PassphraseOptions
 {
   int fd = -1; // -1: not given (the options only take non-negative numbers)
   int new_fd = -1;
+  std::string idle;
+  std::string max;
 };
 
 std::optional<int> fd_of(int fd)
@@ -27,7 +33,7 @@ std::optional<int> fd_of(int fd)
 
 const std::vector<Action> k_after_change = {
   {"secrets status", "a running daemon is unaffected: the keys did not change"},
-  {"secrets serve", "a daemon started later asks for the identity's current passphrase"},
+  {"secrets unlock", "a locked daemon unlocks with the identity's current passphrase"},
 };
 
 Outcome set(const PassphraseOptions& o)
@@ -89,6 +95,57 @@ Outcome remove(const PassphraseOptions& o)
                            {{"secrets passphrase set", "protect identity.age again"}})};
 }
 
+void check_duration(const std::string& flag, const std::string& value)
+{
+  if (!value.empty() && !util::parse_duration(value)) {
+    throw util::Error(util::Errc::invalid_params, "invalid " + flag + " \"" + value + "\": expected a duration such as 30m or 8h",
+                      "secrets unlock " + flag + " 30m");
+  }
+}
+
+Outcome unlock(const PassphraseOptions& o)
+{
+  check_duration("--idle", o.idle);
+  check_duration("--max", o.max);
+  const SecretBuffer pass = read_passphrase(fd_of(o.fd), "passphrase to unlock the store", false);
+  json params = json::object();
+  params["passphrase"] = "";
+  {
+    // Assigned into a reserved string: no temporary copy is left behind.
+    auto& s = params["passphrase"].get_ref<std::string&>();
+    s.reserve(pass.size());
+    s.assign(pass.view());
+  }
+  if (!o.idle.empty()) {
+    params["idle"] = o.idle;
+  }
+  if (!o.max.empty()) {
+    params["max"] = o.max;
+  }
+  const auto wipe = [&params] {
+    auto& s = params["passphrase"].get_ref<std::string&>();
+    explicit_bzero(s.data(), s.size());
+  };
+  json result;
+  try {
+    result = call("secrets.unlock", params);
+  } catch (...) {
+    wipe();
+    throw;
+  }
+  wipe();
+  return {success_envelope("secrets unlock", result,
+                           {{"secrets status", "see the lock's timers"}, {"secrets lock", "lock the store now"}})};
+}
+
+Outcome lock()
+{
+  const json result = call("secrets.lock");
+  return {success_envelope("secrets lock", result,
+                           {{"secrets unlock", "unlock it again (asks for the passphrase)"},
+                            {"secrets status", "see the locked state"}})};
+}
+
 } // namespace
 
 void add_passphrase_commands(CLI::App& app, CommandAction& action)
@@ -118,6 +175,15 @@ void add_passphrase_commands(CLI::App& app, CommandAction& action)
   auto* remove_cmd = pp->add_subcommand("remove", "store identity.age in the clear again");
   current_fd(remove_cmd);
   remove_cmd->callback([&action] { action = [] { return remove(o); }; });
+
+  auto* unlock_cmd = app.add_subcommand("unlock", "send the passphrase to the daemon, which then holds the key");
+  unlock_cmd->add_option("--idle", o.idle, "lock again after this long without a value handed out (at most config's)");
+  unlock_cmd->add_option("--max", o.max, "lock again this long after the unlock at the latest (at most config's)");
+  current_fd(unlock_cmd);
+  unlock_cmd->callback([&action] { action = [] { return unlock(o); }; });
+
+  auto* lock_cmd = app.add_subcommand("lock", "lock the daemon now: it forgets the key and every decrypted value");
+  lock_cmd->callback([&action] { action = [] { return lock(); }; });
 }
 
 } // namespace cmd

@@ -1,5 +1,6 @@
 #pragma once
-// `secrets passphrase set|change|remove` (cmd/passphrase.cpp).
+// `secrets passphrase set|change|remove`, `secrets unlock`, `secrets lock`
+// (cmd/passphrase.cpp).
 
 #include "cmd/command.hpp"
 

@@ -235,9 +235,10 @@ void snapshot_loop(asio::steady_timer& timer, State& state)
 // passphrase-protected, unwrapped with the passphrase the CLI asked for (the
 // passphrase and the identity text are wiped as they go out of scope).
 std::unique_ptr<store::Store> open_store(const util::Paths& paths, const util::Clock& clock,
-                                         const ServeOptions& options)
+                                         const ServeOptions& options, bool& is_protected)
 {
-  if (::access(paths.identity.c_str(), F_OK) != 0 || !store::identity_is_protected(paths)) {
+  is_protected = ::access(paths.identity.c_str(), F_OK) == 0 && store::identity_is_protected(paths);
+  if (!is_protected) {
     return store::Store::open(paths, clock); // a missing identity gets the store's own error
   }
   if (!options.passphrase) {
@@ -271,7 +272,8 @@ void serve(const util::Paths& home_paths, const ServeOptions& options)
   remove_stale_temp_files(paths);
   // Then the store: permission and decryption problems stop us before the
   // socket, the log or the audit log are touched.
-  auto store = open_store(paths, clock, options);
+  bool is_protected = false;
+  auto store = open_store(paths, clock, options, is_protected);
   setup_logging(paths);
 
   asio::io_context io;
@@ -304,6 +306,10 @@ void serve(const util::Paths& home_paths, const ServeOptions& options)
   state.audit({{"action", "daemon_start"},
                {"details", "pid " + std::to_string(::getpid()) + ", restored " + std::to_string(state.leases().size())
                              + " leases (" + std::to_string(replayed) + " replayed from audit.log)"}});
+  if (is_protected) {
+    // Unwrapped at start: it locks itself like any unlock (idle, max).
+    state.start_unlock_timers(LockState::k_default_idle, LockState::k_default_max);
+  }
   state.reindex_placeholders();
   state.leases_ended(state.leases().expire_due(clock.now()), nullptr);
   state.rewatch_holders();

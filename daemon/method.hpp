@@ -17,8 +17,8 @@
 // The dispatcher's gates, in this order, before the method's params are parsed:
 //   1. the peer (decided once, on accept: daemon/peer.hpp);
 //   2. the killswitch (KillswitchState::refusal, daemon/state.hpp);
-//   3. the store being locked (DESIGN.md section 11): declared here for every
-//      method, enforced once a locked state exists.
+//   3. the store being locked (LockState::refusal, daemon/lock.hpp; DESIGN.md
+//      section 11).
 // No handler checks a gate itself. Everything here runs on the io thread.
 
 #include "daemon/peer.hpp"
@@ -104,8 +104,8 @@ struct Method
   // (lease, renew) stays false.
   bool allowed_while_tripped = false;
   // Served while the store is locked (DESIGN.md section 11: status, health,
-  // audit, revoke, revokeAll, unlock, lock). Declared now; nothing enforces it
-  // until a locked state exists.
+  // audit, revoke, revokeAll, unlock, lock). Such a handler asks
+  // State::store_open() before it touches the store.
   bool allowed_while_locked = false;
   // Starts the killswitch: refused while one is running (one at a time).
   bool starts_killswitch = false;
@@ -119,6 +119,7 @@ void add_lease_methods(MethodTable& table);
 void add_audit_methods(MethodTable& table);
 void add_status_methods(MethodTable& table);
 void add_killswitch_methods(MethodTable& table);
+void add_lock_methods(MethodTable& table);
 // All of the above: the daemon's table.
 inline MethodTable all_methods()
 {
@@ -128,6 +129,7 @@ inline MethodTable all_methods()
   add_audit_methods(table);
   add_status_methods(table);
   add_killswitch_methods(table);
+  add_lock_methods(table);
   return table;
 }
 

@@ -90,7 +90,9 @@ struct KillswitchRun
       } catch (const std::exception& e) {
         wipe_error = e.what();
       }
-      state.store().forget_all();
+      if (state.store_open()) {
+        state.store().forget_all();
+      }
     }
     state.killswitch().finished(wipe);
     size_t rotated_ok = 0;
@@ -136,7 +138,7 @@ void run_killswitch(State& s, const Peer* peer, bool rotate_all, bool wipe, std:
   run->leases_revoked = revoked.size();
   s.leases_revoked_all(std::move(revoked), peer); // effects now; the one killswitch line comes at the end
   std::vector<std::string> hooks;
-  if (rotate_all && !s.killswitch().wiped()) {
+  if (rotate_all && !s.killswitch().wiped() && s.store_open()) { // locked: nothing to rotate with
     for (const auto& info : s.store().list()) {
       if (!info.rotate_via.empty()) {
         hooks.push_back(info.name);

@@ -20,7 +20,7 @@ json status(State& s, const Request&, const NoParams&)
   const auto now = s.clock.now();
   json out = {{"running", true},
               {"started_at", util::format_rfc3339_nano(s.started_at)},
-              {"secrets_count", s.store().size()},
+              {"secrets_count", s.store_open() ? json(s.store().size()) : json(nullptr)}, // unknown while locked
               {"active_leases", s.leases().size()},
               {"heartbeat", s.killswitch().heartbeat_status()},
               {"proxy", s.proxy_status()},
@@ -30,6 +30,7 @@ json status(State& s, const Request&, const NoParams&)
               {"socket", s.paths.socket},
               {"killswitch_tripped", s.killswitch().tripped()},
               {"wiped", s.killswitch().wiped()}};
+  out.update(s.lock_state().status()); // locked, locked_since, lock_reason, unlock_expires_at
   if (auto warnings = s.proxy_warnings(); !warnings.empty()) {
     out["warnings"] = std::move(warnings);
     out["proxy_error"] = s.proxy_error();
@@ -60,7 +61,11 @@ json health(State& s, const Request&, const NoParams&)
   } catch (const util::Error& e) {
     hooks_error = e.what();
   }
-  for (const auto& info : s.store().list()) {
+  if (!s.store_open()) {
+    // Locked: the secrets' names and dates are inside secrets.age.
+    warnings.push_back(warning("locked", "warning", "the store is locked: secrets are not checked until secrets unlock"));
+  }
+  for (const auto& info : s.store_open() ? s.store().list() : std::vector<store::SecretInfo>{}) {
     if (!info.last_rotated) {
       ++never_rotated;
     }
@@ -105,7 +110,7 @@ json health(State& s, const Request&, const NoParams&)
       warnings.push_back(std::move(w));
     }
   }
-  return {{"total_secrets", s.store().size()},
+  return {{"total_secrets", s.store_open() ? json(s.store().size()) : json(nullptr)},
           {"active_leases", s.leases().size()},
           {"expiring_soon", expiring},
           {"never_rotated", never_rotated},

@@ -121,7 +121,7 @@ void State::placeholders_ended(const std::vector<lease::Ended>& ended)
   }
 }
 
-void State::placeholders_all_ended(lease::EndReason reason)
+void State::placeholders_cancel_grants()
 {
   for (auto& [lease_id, weak] : m_grants) {
     if (auto grant = weak.lock()) {
@@ -129,13 +129,18 @@ void State::placeholders_all_ended(lease::EndReason reason)
     }
   }
   m_grants.clear();
+  if (m_proxy_server) {
+    m_proxy_server->release_cancelled();
+  }
+}
+
+void State::placeholders_all_ended(lease::EndReason reason)
+{
+  placeholders_cancel_grants();
   for (const auto& [sha256, lease_id] : m_placeholders) {
     remember_ended_placeholder(sha256, reason);
   }
   m_placeholders.clear();
-  if (m_proxy_server) {
-    m_proxy_server->release_cancelled();
-  }
 }
 
 void State::remember_ended_placeholder(const std::string& sha256, lease::EndReason reason)
@@ -150,6 +155,10 @@ void State::remember_ended_placeholder(const std::string& sha256, lease::EndReas
 
 proxy::Resolution State::resolve_proxy(const std::string& route, const std::vector<std::string>& placeholders, uid_t uid)
 {
+  if (!m_store) {
+    // Locked: no value to inject (and none is kept for the proxy).
+    return refusal(423, "locked", "the store is locked", "ask the user to run: secrets unlock");
+  }
   const auto* secret = m_store->find(route);
   if (!secret || !secret->info.proxy) {
     return refusal(404, "unknown_route", "no proxy-only secret is named " + route,

@@ -206,10 +206,11 @@ json Session::dispatch(const json& request)
     return rpc::make_error(id, rpc::code::invalid_params, "invalid params: params must be an object");
   }
   // The gates after the peer's, in their order; each refusal is audited.
-  // (The locked store's gate comes here, before the method's own checks.)
-  if (const auto refused = m_state.killswitch().refusal(method)) {
-    audit_failure(name, method, params, refused->what(), true);
-    return rpc::make_error(id, rpc::code_for(refused->code()), refused->what(), refused->fix());
+  for (const auto& refused : {m_state.killswitch().refusal(method), m_state.lock_state().refusal(method)}) {
+    if (refused) {
+      audit_failure(name, method, params, refused->what(), true);
+      return rpc::make_error(id, rpc::code_for(refused->code()), refused->what(), refused->fix());
+    }
   }
   const Request request_of{m_peer, shared_from_this()};
   if (method.stream_handler) {
@@ -274,7 +275,11 @@ json Session::dispatch(const json& request)
 json Session::guarded(const json& id, const Method& method, const json& params, const std::function<json()>& body)
 {
   try {
-    return rpc::make_result(id, body());
+    json result = body();
+    if (method.reads_values) {
+      m_state.note_value_handed_out(); // the lock's idle timer starts again
+    }
+    return rpc::make_result(id, std::move(result));
   } catch (const util::Error& e) {
     if (method.audit_action) {
       audit_failure({}, method, params, e.what(), false);

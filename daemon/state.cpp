@@ -5,6 +5,7 @@
 #include "daemon/snapshot.hpp"
 #include "rotation/runner.hpp"
 #include "rpc/env_file.hpp"
+#include "store/identity.hpp"
 #include "store/age/primitives.hpp"
 #include "util/error.hpp"
 #include "util/file.hpp"
@@ -43,7 +44,7 @@ std::string make_uuid()
 State::State(util::Paths paths_, const util::Clock& clock_, asio::io_context& io_,
              std::unique_ptr<store::Store> store_, audit::Log& log_, Settings settings_)
   : paths(std::move(paths_)), clock(clock_), io(io_), log(log_), settings(settings_), started_at(clock_.now()),
-    m_store(std::move(store_)), m_leases(clock_, make_uuid), m_prune_timer(io_)
+    m_store(std::move(store_)), m_leases(clock_, make_uuid), m_prune_timer(io_), m_lock_timer(io_)
 {
 }
 
@@ -355,6 +356,77 @@ void State::join_workers()
 {
   m_workers.join();
   readers.join();
+}
+
+void State::lock(const std::string& reason, const Peer* peer)
+{
+  if (!m_store) {
+    return;
+  }
+  placeholders_cancel_grants(); // requests in flight hold a copy of a value
+  m_store.reset();             // every Secret's SecretBuffer wipes itself as it goes
+  m_lock.set_locked(clock.now(), reason);
+  m_lock_timer.cancel();
+  audit({{"action", "lock"}, {"details", "locked: " + reason}, {"reason", reason}}, peer);
+  spdlog::info("store locked ({})", reason);
+}
+
+void State::open_store(std::shared_ptr<store::age::SecretBuffer> passphrase,
+                       std::function<void(std::unique_ptr<store::Store>, std::optional<util::Error>)> done)
+{
+  asio::post(m_workers, [this, passphrase = std::move(passphrase), done = std::move(done)]() mutable {
+    std::unique_ptr<store::Store> opened;
+    std::optional<util::Error> error;
+    try {
+      const auto text = store::read_identity_text(paths, passphrase->view());
+      opened = store::Store::open(paths, clock, store::parse_identities(text, paths.identity));
+    } catch (const util::Error& e) {
+      error = e;
+    } catch (const std::exception& e) {
+      error = util::Error(util::Errc::internal, std::string("unlock failed: ") + e.what());
+    }
+    passphrase.reset(); // wiped here, on the worker, before the answer goes back
+    asio::post(io, [opened = std::move(opened), error = std::move(error), done = std::move(done)]() mutable {
+      done(std::move(opened), std::move(error));
+    });
+  });
+}
+
+void State::unlocked(std::unique_ptr<store::Store> store, util::Duration idle, util::Duration max)
+{
+  m_store = std::move(store);
+  start_unlock_timers(idle, max);
+}
+
+void State::start_unlock_timers(util::Duration idle, util::Duration max)
+{
+  m_lock.set_unlocked(clock.now(), idle, max);
+  arm_lock_timer();
+}
+
+void State::arm_lock_timer()
+{
+  const auto next = m_lock.next_deadline();
+  if (!next) {
+    m_lock_timer.cancel();
+    return;
+  }
+  const auto wait = std::max(next->first - clock.now(), util::TimePoint::duration::zero());
+  m_lock_timer.expires_after(std::chrono::duration_cast<std::chrono::steady_clock::duration>(wait));
+  m_lock_timer.async_wait([this](const boost::system::error_code& ec) {
+    if (ec) {
+      return; // cancelled: re-armed or locked
+    }
+    const auto due = m_lock.next_deadline();
+    if (!due) {
+      return;
+    }
+    if (due->first <= clock.now()) {
+      lock(due->second, nullptr);
+    } else {
+      arm_lock_timer(); // a value was handed out since: the idle deadline moved
+    }
+  });
 }
 
 // The dispatcher's killswitch gate (Session::dispatch asks it for every method).

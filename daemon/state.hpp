@@ -6,6 +6,7 @@
 #include "audit/log.hpp"
 #include "config/hooks.hpp"
 #include "daemon/errors.hpp"
+#include "daemon/lock.hpp"
 #include "daemon/method.hpp"
 #include "daemon/peer.hpp"
 #include "daemon/snapshot.hpp"
@@ -142,6 +143,32 @@ public:
     uint64_t* m_outer;
   };
 
+  // The store's lock (DESIGN.md section 11). While locked the store is not
+  // held at all: store() must not be called (the dispatcher's gate keeps
+  // every method that needs it away; the few served while locked ask
+  // store_open() first).
+  LockState& lock_state() { return m_lock; }
+  const LockState& lock_state() const { return m_lock; }
+  bool store_open() const { return m_store != nullptr; }
+  // Locks now: the store, every decrypted value and the identity in it are
+  // freed (SecretBuffers wipe themselves), the proxy's grants are dropped,
+  // and `lock` is audited with `reason` (manual, idle, max, suspend,
+  // screen_lock).
+  void lock(const std::string& reason, const Peer* peer);
+  // Unwraps identity.age with `passphrase` and opens the store, on a worker
+  // (scrypt takes about half a second and 256 MiB: other clients are not
+  // stalled); then, on the io thread, done(store) or done(nullptr, error).
+  void open_store(std::shared_ptr<store::age::SecretBuffer> passphrase,
+                  std::function<void(std::unique_ptr<store::Store>, std::optional<util::Error>)> done);
+  // Installs a store open_store opened (or serve's, unwrapped at start) and
+  // starts the lock's timers: idle after the last value handed out, max
+  // after now (DESIGN.md section 11).
+  void unlocked(std::unique_ptr<store::Store> store, util::Duration idle, util::Duration max);
+  // serve, for an identity unwrapped at start: the same timers, the store already held.
+  void start_unlock_timers(util::Duration idle, util::Duration max);
+  // A value was handed out: the idle timer starts again (the dispatcher).
+  void note_value_handed_out() { m_lock.note_use(clock.now()); }
+
   KillswitchState& killswitch() { return m_killswitch; }
   const KillswitchState& killswitch() const { return m_killswitch; }
 
@@ -233,6 +260,7 @@ private:
   std::unique_ptr<store::Store> m_store;
   lease::Table m_leases;
   KillswitchState m_killswitch;
+  LockState m_lock;
   uint64_t* m_request_seq = nullptr; // the innermost RequestAudit's
   LastLeased m_last_leased;
   RegisteredFiles m_files;
@@ -242,6 +270,7 @@ private:
   std::string m_proxy_error_fix;
   void placeholders_ended(const std::vector<lease::Ended>& ended);
   void placeholders_all_ended(lease::EndReason reason); // every live lease ended (revoke --all)
+  void placeholders_cancel_grants(); // requests in flight are cut, their copies of values freed
   void remember_ended_placeholder(const std::string& sha256, lease::EndReason reason);
   struct PlaceholderOwner
   {
@@ -267,6 +296,8 @@ private:
   std::map<HolderKey, std::unique_ptr<Holder>> m_holders;
 
   asio::steady_timer m_prune_timer;
+  asio::steady_timer m_lock_timer;
+  void arm_lock_timer();
   std::optional<util::TimePoint> m_armed_deadline;
   std::multimap<std::string, std::weak_ptr<Session>> m_watchers;
   std::vector<lease::Revoked> m_released; // freed by the next write_snapshot_async, on its worker

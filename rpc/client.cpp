@@ -51,7 +51,25 @@ Client::Client(const std::string& socket_path) : m_socket_path(socket_path)
 void Client::send(const std::string& method, const json& params)
 {
   json request = {{"jsonrpc", "2.0"}, {"method", method}, {"params", params}, {"id", m_next_id++}};
-  std::string line = request.dump() + "\n";
+  // The params may carry a value (add) or a passphrase (unlock): the copies
+  // made here are wiped on every way out (the caller wipes its own). Best
+  // effort: a buffer the serializer outgrew is freed as it was.
+  std::string line = request.dump();
+  struct Wipe
+  {
+    std::string& line;
+    json& params;
+    ~Wipe()
+    {
+      util::wipe(line);
+      for (auto& [key, v] : params.items()) {
+        if (v.is_string()) {
+          util::wipe(v.get_ref<std::string&>());
+        }
+      }
+    }
+  } wipe{line, request["params"]};
+  line.push_back('\n');
   const char* p = line.data();
   size_t left = line.size();
   while (left > 0) {

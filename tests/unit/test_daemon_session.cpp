@@ -28,9 +28,9 @@ using nlohmann::json;
 using stream = asio::local::stream_protocol;
 
 // Sends one request per method of the table, with empty params, to a fresh
-// daemon whose killswitch `prepare` sets; returns each method's reply.
+// daemon whose state `prepare` sets; returns each method's reply.
 std::map<std::string, json> call_every_method(const server::MethodTable& table,
-                                              const std::function<void(server::KillswitchState&)>& prepare)
+                                              const std::function<void(server::State&)>& prepare)
 {
   spdlog::set_level(spdlog::level::off);
   testutil::TempDir dir;
@@ -43,7 +43,7 @@ std::map<std::string, json> call_every_method(const server::MethodTable& table,
   {
     server::State state(paths, clock, io, store::Store::open(paths, clock), log, server::Settings{});
     log.set_on_durable([&io, &state](uint64_t seq) { asio::post(io, [&state, seq] { state.on_durable(seq); }); });
-    prepare(state.killswitch());
+    prepare(state);
 
     int fds[2];
     REQUIRE(::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) == 0);
@@ -85,15 +85,16 @@ std::map<std::string, json> call_every_method(const server::MethodTable& table,
   return replies;
 }
 
-bool refused(const json& reply)
+bool refused(const json& reply, int code = rpc::code::killswitch_tripped)
 {
   const auto error = reply.find("error");
-  return error != reply.end() && (*error)["code"] == rpc::code::killswitch_tripped;
+  return error != reply.end() && (*error)["code"] == code;
 }
 
 // Checks every method's reply against `expect_refused`, its declaration's verdict.
 void check_gate(const server::MethodTable& table, const std::map<std::string, json>& replies,
-                const std::function<bool(const server::Method&)>& expect_refused)
+                const std::function<bool(const server::Method&)>& expect_refused,
+                int code = rpc::code::killswitch_tripped)
 {
   REQUIRE(replies.size() == table.size());
   for (const auto& entry : table) {
@@ -101,7 +102,7 @@ void check_gate(const server::MethodTable& table, const std::map<std::string, js
     CAPTURE(name);
     const std::string reply = replies.at(name).dump();
     CAPTURE(reply);
-    CHECK(refused(replies.at(name)) == expect_refused(entry.second));
+    CHECK(refused(replies.at(name), code) == expect_refused(entry.second));
   }
 }
 
@@ -126,7 +127,7 @@ TEST_CASE("daemon: the table declares, for every method, what the gates need")
     CAPTURE(name);
     CHECK(table.at(name).allowed_while_tripped);
   }
-  // Served while locked (DESIGN.md section 11), once a locked state exists.
+  // Served while locked (DESIGN.md section 11).
   for (const char* name : {"secrets.status", "secrets.health", "secrets.audit", "secrets.revoke", "secrets.revokeAll"}) {
     CAPTURE(name);
     CHECK(table.at(name).allowed_while_locked);
@@ -138,14 +139,14 @@ TEST_CASE("daemon: the table declares, for every method, what the gates need")
 TEST_CASE("daemon: no method is refused by the killswitch gate while it is not tripped")
 {
   const auto table = server::all_methods();
-  check_gate(table, call_every_method(table, [](server::KillswitchState&) {}),
+  check_gate(table, call_every_method(table, [](server::State&) {}),
              [](const server::Method&) { return false; });
 }
 
 TEST_CASE("daemon: a tripped heartbeat refuses every method not declared allowed_while_tripped")
 {
   const auto table = server::all_methods();
-  const auto replies = call_every_method(table, [](server::KillswitchState& k) { k.trip("heartbeat: test"); });
+  const auto replies = call_every_method(table, [](server::State& s) { s.killswitch().trip("heartbeat: test"); });
   check_gate(table, replies, [](const server::Method& m) { return !m.allowed_while_tripped; });
   const json& renew = replies.at("secrets.renew");
   CHECK(renew["error"]["message"] == "killswitch tripped: heartbeat: test");
@@ -155,7 +156,7 @@ TEST_CASE("daemon: a tripped heartbeat refuses every method not declared allowed
 TEST_CASE("daemon: a running killswitch refuses the same, and a second killswitch")
 {
   const auto table = server::all_methods();
-  const auto replies = call_every_method(table, [](server::KillswitchState& k) { k.started(true); });
+  const auto replies = call_every_method(table, [](server::State& s) { s.killswitch().started(true); });
   check_gate(table, replies, [](const server::Method& m) { return !m.allowed_while_tripped || m.starts_killswitch; });
   CHECK(refused(replies.at("secrets.revokeAll")));
 }
@@ -163,12 +164,28 @@ TEST_CASE("daemon: a running killswitch refuses the same, and a second killswitc
 TEST_CASE("daemon: a wiped store also refuses every method that reads values or changes the store")
 {
   const auto table = server::all_methods();
-  const auto replies = call_every_method(table, [](server::KillswitchState& k) {
-    k.started(true);
-    k.finished(true);
+  const auto replies = call_every_method(table, [](server::State& s) {
+    s.killswitch().started(true);
+    s.killswitch().finished(true);
   });
   check_gate(table, replies,
              [](const server::Method& m) { return !m.allowed_while_tripped || m.reads_values || m.mutates_store; });
   CHECK(refused(replies.at("secrets.add")));
   CHECK(refused(replies.at("secrets.rotate")));
+}
+
+TEST_CASE("daemon: a locked store refuses every method not declared allowed_while_locked, and the rest run without it")
+{
+  const auto table = server::all_methods();
+  const auto replies = call_every_method(table, [](server::State& s) { s.lock("manual", nullptr); });
+  check_gate(table, replies, [](const server::Method& m) { return !m.allowed_while_locked; }, rpc::code::locked);
+  const json& lease = replies.at("secrets.lease");
+  CHECK(lease["error"]["message"] == "the store is locked (manual)");
+  CHECK(lease["error"]["data"]["fix"] == "ask the user to run: secrets unlock");
+  // What is served while locked answers without the store (no internal error).
+  for (const char* name : {"secrets.status", "secrets.health", "secrets.revokeAll", "secrets.lock"}) {
+    CAPTURE(name);
+    CHECK(replies.at(name).contains("result"));
+  }
+  CHECK(replies.at("secrets.status")["result"]["locked"] == true);
 }
