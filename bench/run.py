@@ -477,8 +477,9 @@ def table():
 def suite_identity():
     """A passphrase-protected identity.age (scrypt, work factor 2^18, as `age -p`):
     the start of `serve --passphrase-fd 0` until secrets.status answers (the
-    unwrap is most of it), and the daemon's idle RSS after it (scrypt's 256 MiB
-    must be given back)."""
+    unwrap is most of it), the daemon's idle RSS after it (scrypt's 256 MiB
+    must be given back), `secrets unlock`'s wall time, and the idle RSS of a
+    locked daemon."""
     home = new_home()
     passphrase = "bench passphrase, not a secret"
     try:
@@ -500,6 +501,26 @@ def suite_identity():
             home.stop()
         figure("start.protected", "daemon start, passphrase-protected identity", "ms", ready)
         figure("rss.protected", "daemon RSS idle after unwrapping the identity", "MiB", rss)
+        log("lock and unlock: `secrets unlock` wall time, and the locked daemon's idle RSS")
+        r, w = os.pipe()
+        os.write(w, passphrase.encode())
+        os.close(w)
+        d = home.start(["--passphrase-fd", "0"], stdin=r)
+        os.close(r)
+        home.wait_ready(d, timeout=60)
+        home.daemon = d
+        home.add("bench", "v" * 32)
+        unlock, locked_rss = [], []
+        for _ in range(opts.runs):
+            home.run_json("lock")
+            time.sleep(1.0)
+            locked_rss.append(rss_kib(d.pid) / 1024)
+            t0 = time.monotonic()
+            home.run_json("unlock", "--passphrase-fd", "0", input=passphrase)
+            unlock.append((time.monotonic() - t0) * 1000)
+        home.stop()
+        figure("unlock", "`secrets unlock` (scrypt 2^18 on a daemon worker), whole CLI process", "ms", unlock)
+        figure("rss.locked", "daemon RSS idle while locked", "MiB", locked_rss)
     finally:
         home.cleanup()
 
