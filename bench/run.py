@@ -487,12 +487,8 @@ def suite_identity():
         log("a protected identity: cold starts with the passphrase on a pipe")
         ready, rss = [], []
         for _ in range(opts.runs):
-            r, w = os.pipe()
-            os.write(w, passphrase.encode())
-            os.close(w)
             t0 = time.monotonic()
-            d = home.start(["--passphrase-fd", "0"], stdin=r)
-            os.close(r)
+            d = home.start_with_passphrase(passphrase)
             home.wait_ready(d, timeout=60)
             ready.append((time.monotonic() - t0) * 1000)
             time.sleep(1.0)  # idle: what it keeps once the start is over
@@ -502,11 +498,7 @@ def suite_identity():
         figure("start.protected", "daemon start, passphrase-protected identity", "ms", ready)
         figure("rss.protected", "daemon RSS idle after unwrapping the identity", "MiB", rss)
         log("lock and unlock: `secrets unlock` wall time, and the locked daemon's idle RSS")
-        r, w = os.pipe()
-        os.write(w, passphrase.encode())
-        os.close(w)
-        d = home.start(["--passphrase-fd", "0"], stdin=r)
-        os.close(r)
+        d = home.start_with_passphrase(passphrase)
         home.wait_ready(d, timeout=60)
         home.daemon = d
         home.add("bench", "v" * 32)

@@ -14,9 +14,6 @@ namespace {
 
 using store::age::SecretBuffer;
 
-constexpr util::Duration k_default_idle = LockState::k_default_idle;
-constexpr util::Duration k_default_max = LockState::k_default_max;
-
 std::optional<util::Duration> optional_duration(const json& p, const char* field)
 {
   const std::string text = optional_string(p, field);
@@ -36,8 +33,8 @@ struct UnlockParams
 {
   // Shared: the worker that runs scrypt holds it, and frees (wipes) it there.
   std::shared_ptr<SecretBuffer> passphrase;
-  util::Duration idle = k_default_idle;
-  util::Duration max = k_default_max;
+  util::Duration idle = LockState::k_default_idle;
+  util::Duration max = LockState::k_default_max;
 
   static UnlockParams parse(const json& p)
   {
@@ -48,8 +45,8 @@ struct UnlockParams
     }
     UnlockParams out;
     out.passphrase = std::make_shared<SecretBuffer>(it->get_ref<const std::string&>());
-    out.idle = std::min(optional_duration(p, "idle").value_or(k_default_idle), k_default_idle);
-    out.max = std::min(optional_duration(p, "max").value_or(k_default_max), k_default_max);
+    out.idle = std::min(optional_duration(p, "idle").value_or(LockState::k_default_idle), LockState::k_default_idle);
+    out.max = std::min(optional_duration(p, "max").value_or(LockState::k_default_max), LockState::k_default_max);
     return out;
   }
 };

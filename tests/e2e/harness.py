@@ -251,6 +251,17 @@ class Home:
         self._daemons.append(d)
         return d
 
+    def start_with_passphrase(self, passphrase, extra_args=()):
+        """Starts `secrets serve --passphrase-fd 0` with `passphrase` on a pipe
+        (then EOF) for a passphrase-protected identity.age, without waiting."""
+        r, w = os.pipe()
+        os.write(w, passphrase.encode())
+        os.close(w)
+        try:
+            return self.start(["--passphrase-fd", "0"] + list(extra_args), stdin=r)
+        finally:
+            os.close(r)
+
     def serve(self, probe="rpc"):
         """Starts the daemon and waits until it answers (probe="rpc": secrets.status
         over the socket; "connect": a bare connect, for a daemon that refuses us)."""

@@ -39,11 +39,7 @@ class Lock(E2ETestCase):
         home = self.new_home(init=False, serve=False)
         r = with_fd(home, "init", "--passphrase-fd", "{fd}")
         self.assert_ok(r)
-        rp, wp = os.pipe()
-        os.write(wp, PASS.encode())
-        os.close(wp)
-        d = home.start(["--passphrase-fd", "0"], stdin=rp)
-        os.close(rp)
+        d = home.start_with_passphrase(PASS)
         home.wait_ready(d, timeout=60)
         home.daemon = d
         home.add("api_key", VALUE)

@@ -13,7 +13,6 @@ the environment.
 import os
 import pty
 import select
-import subprocess
 import sys
 import time
 
@@ -59,14 +58,6 @@ def age_passphrase_encrypt(src, dst, passphrase, timeout=60.0):
     return os.waitstatus_to_exitcode(status), seen
 
 
-def passphrase_pipe(text):
-    """A pipe's read end holding `text` (then EOF), for --passphrase-fd 0."""
-    r, w = os.pipe()
-    os.write(w, text.encode())
-    os.close(w)
-    return r
-
-
 class ProtectedIdentity(E2ETestCase):
     def protected_home(self):
         """A home with one secret whose identity.age the stock age -p then protects."""
@@ -84,16 +75,9 @@ class ProtectedIdentity(E2ETestCase):
         self.assertTrue(head.startswith(b"age-encryption.org/v1\n-> scrypt "), head)
         return home
 
-    def serve_with(self, home, passphrase):
-        r = passphrase_pipe(passphrase)
-        try:
-            return home.start(["--passphrase-fd", "0"], stdin=r)
-        finally:
-            os.close(r)
-
     def test_serve_unwraps_an_identity_that_stock_age_protected(self):
         home = self.protected_home()
-        d = self.serve_with(home, PASSPHRASE + "\n")  # one trailing newline is not part of it
+        d = home.start_with_passphrase(PASSPHRASE + "\n")  # one trailing newline is not part of it
         home.wait_ready(d)
         home.daemon = d
         lease = home.lease_json("api_key", "--ttl", "5m")
@@ -118,7 +102,7 @@ class ProtectedIdentity(E2ETestCase):
         home = self.protected_home()
         with open(home.file("identity.age"), "rb") as f:
             before = f.read()
-        d = self.serve_with(home, "not the passphrase")
+        d = home.start_with_passphrase("not the passphrase")
         rc = d.proc.wait(timeout=60)
         out = d.output()
         self.assertEqual(rc, 5, out)  # denied: Errc::unauthorized
